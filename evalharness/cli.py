@@ -1,0 +1,297 @@
+"""Command line: parse arguments, call the API, map errors to exit codes.
+
+Exit codes (contract): 0 all error-severity gates passed; 1 a gate failed; 2 bad input
+(suite, data, arguments); 3 an internal or encoder failure. Heavy libraries are imported
+only by the commands that need them, so ``--help`` and ``validate`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # bad CLI arguments: exit 2 with one clear line
+        self.print_usage(sys.stderr)
+        print(f"evalharness: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _log(*args, **kwargs):
+    print(*args, file=sys.stderr, **kwargs)
+
+
+def _encoder_overrides(items: list[str]) -> dict[str, str]:
+    from evalharness.errors import UserError
+
+    out = {}
+    for item in items or []:
+        eid, sep, spec = item.partition("=")
+        if not sep or not eid or not spec:
+            raise UserError(f"--encoder expects ID=SPEC, got '{item}'",
+                            hint="e.g. --encoder mini=st:/path/to/model or --encoder base=random?dim=384")
+        out[eid] = spec
+    return out
+
+
+def cmd_run(args) -> int:
+    from evalharness import console
+    from evalharness.runner import RunOptions, run_suite
+    from evalharness.suite import load_suite
+
+    suite = load_suite(args.suite)
+    opts = RunOptions(data_dir=args.data_dir, output=args.output, cache_dir=args.cache_dir,
+                      no_cache=args.no_cache, only=args.only or [],
+                      encoders=_encoder_overrides(args.encoder), log=_log)
+    outcome = run_suite(suite, opts)
+    res = outcome.results
+    print(console.results_table(res))
+    print()
+    print(console.stage_table(res))
+    if res.verdicts:
+        print()
+        print(console.verdict_table(res))
+    _write_reports(outcome.folder, res, args)
+    print(f"\nresults: {outcome.folder / 'results.json'}")
+    status = {0: "PASSED", 1: "FAILED (a gate failed)", 2: "ERROR (bad input)",
+              3: "ERROR (encoder or internal failure)"}[outcome.exit_code]
+    print(f"verdict: {status}")
+    for err in outcome.errors:
+        _log(f"error: {err}")
+    return outcome.exit_code
+
+
+def _write_reports(folder, res, args) -> None:
+    """Reports written next to results.json at the end of every run."""
+    try:
+        from evalharness.report import write_run_reports
+    except ImportError:
+        return
+    try:
+        write_run_reports(folder, res)
+    except Exception as exc:  # a report failing must not lose the computed results
+        _log(f"warning: could not write the report: {type(exc).__name__}: {exc}")
+
+
+def cmd_validate(args) -> int:
+    from evalharness.suite import load_suite, metric_catalog
+
+    suite = load_suite(args.suite)
+    cat = metric_catalog(suite)
+    print(f"{args.suite}: OK — suite '{suite.suite}', {len(suite.encoders)} encoder(s), "
+          f"{len(suite.tasks)} task(s), {len(suite.checks)} check(s), "
+          f"{len(suite.thresholds)} threshold(s), {sum(len(v) for v in cat.values())} metrics")
+    return 0
+
+
+def cmd_gate(args) -> int:
+    from evalharness import console
+    from evalharness.gate import evaluate_thresholds, overall_passed
+    from evalharness.results import load_results
+
+    res = load_results(args.results)
+    if args.thresholds:
+        from evalharness.gate_files import load_thresholds_for
+
+        thresholds = load_thresholds_for(args.thresholds, res)
+    else:
+        from evalharness.suite import ThresholdSpec
+
+        thresholds = [ThresholdSpec.model_validate(t) for t in res.thresholds]
+    res.verdicts = evaluate_thresholds(res, thresholds)
+    passed = overall_passed(res.verdicts)
+    print(console.verdict_table(res))
+    print(f"verdict: {'PASSED' if passed else 'FAILED'}")
+    return 0 if passed else 1
+
+
+def cmd_report(args) -> int:
+    from evalharness.results import load_results
+
+    runs = [load_results(p) for p in args.results]
+    fmt = args.format
+    if fmt == "md":
+        from evalharness.report.markdown import render_markdown
+
+        text = render_markdown(runs)
+    else:
+        from evalharness.errors import UserError
+
+        try:
+            from evalharness.report.html import render_html
+        except ImportError:
+            raise UserError("the HTML report is not available in this build",
+                            hint="use --format md") from None
+        text = render_html(runs)
+    if args.output:
+        from evalharness.results import write_atomic
+
+        write_atomic(args.output, text)
+        print(f"wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from evalharness.compare import compare_runs_cli
+
+    return compare_runs_cli(args.results, args)
+
+
+def cmd_data(args) -> int:
+    from pathlib import Path
+
+    from evalharness.data.resolve import list_local, search_dirs, user_data_dir
+    from evalharness.errors import UserError
+
+    if args.data_cmd == "list":
+        found = list_local(args.data_dir)
+        print("search order: " + " > ".join(f"{o} ({d})" for o, d in search_dirs(args.data_dir)))
+        if not found:
+            print("no datasets found")
+        for ds in found:
+            files = ", ".join(f"{f}: {n} rows" for f, n in ds["files"].items())
+            print(f"{ds['name']:<20} {ds['origin']:<16} {files}")
+        return 0
+    if args.data_cmd == "pull":
+        from evalharness.data.hub import pull
+
+        dest = Path(args.data_dir) if args.data_dir else user_data_dir()
+        path = pull(args.name, dest)
+        print(f"pulled {args.name} into {path}")
+        return 0
+    if args.data_cmd == "import":
+        import shutil
+
+        src = Path(args.path)
+        if not src.is_dir():
+            raise UserError(f"not a folder: {src}")
+        dest = (Path(args.data_dir) if args.data_dir else user_data_dir()) / args.as_name
+        if dest.exists():
+            raise UserError(f"{dest} already exists", hint="choose another --as NAME")
+        shutil.copytree(src, dest)
+        print(f"imported {src} as {args.as_name} ({dest})")
+        return 0
+    return 2
+
+
+def cmd_list(args) -> int:
+    from evalharness import registry
+
+    if args.what == "metrics":
+        if not args.suite:
+            from evalharness.errors import UserError
+
+            raise UserError("'list metrics' needs --suite SUITE.yaml")
+        from evalharness.suite import load_suite, metric_catalog
+
+        for cid, names in metric_catalog(load_suite(args.suite)).items():
+            for n in names:
+                print(f"{cid}.{n}")
+        return 0
+    kind = {"tasks": "task", "checks": "check", "encoders": "encoder"}[args.what]
+    for name in registry.available(kind):
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from evalharness import __version__
+
+    p = _Parser(prog="evalharness", description="Evaluate text encoders: suites of tasks "
+                "and checks, quality gates, reports.")
+    p.add_argument("--version", action="version", version=f"evalharness {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a suite")
+    r.add_argument("suite")
+    r.add_argument("--encoder", action="append", metavar="ID=SPEC",
+                   help="add or replace an encoder (repeatable)")
+    r.add_argument("--data-dir")
+    r.add_argument("--output", "-o", help="run folder (default reports/<run-id>)")
+    r.add_argument("--no-cache", action="store_true")
+    r.add_argument("--cache-dir")
+    r.add_argument("--only", nargs="+", metavar="ID")
+    r.set_defaults(fn=cmd_run)
+
+    v = sub.add_parser("validate", help="check a suite file without running it")
+    v.add_argument("suite")
+    v.set_defaults(fn=cmd_validate)
+
+    g = sub.add_parser("gate", help="apply thresholds (and a baseline) to a results file")
+    g.add_argument("results")
+    g.add_argument("--thresholds")
+    g.add_argument("--baseline")
+    g.add_argument("--tolerance", type=float, default=0.0)
+    g.add_argument("--significant", action="store_true")
+    g.add_argument("--alpha", type=float, default=0.05)
+    g.add_argument("--junit")
+    g.add_argument("--markdown")
+    g.set_defaults(fn=cmd_gate)
+
+    rep = sub.add_parser("report", help="render results as HTML, Markdown or JUnit")
+    rep.add_argument("results", nargs="+")
+    rep.add_argument("--format", choices=["html", "md", "junit"], default="html")
+    rep.add_argument("-o", "--output")
+    rep.set_defaults(fn=cmd_report)
+
+    c = sub.add_parser("compare", help="paired comparison of results files")
+    c.add_argument("results", nargs="+")
+    c.add_argument("--alpha", type=float, default=0.05)
+    c.add_argument("-o", "--output")
+    c.set_defaults(fn=cmd_compare)
+
+    d = sub.add_parser("data", help="datasets: list, pull from the Hub, import a folder")
+    dsub = d.add_subparsers(dest="data_cmd", required=True, parser_class=_Parser)
+    dl = dsub.add_parser("list")
+    dl.add_argument("--data-dir")
+    dp = dsub.add_parser("pull")
+    dp.add_argument("name")
+    dp.add_argument("--data-dir")
+    di = dsub.add_parser("import")
+    di.add_argument("path")
+    di.add_argument("--as", dest="as_name", required=True)
+    di.add_argument("--data-dir")
+    d.set_defaults(fn=cmd_data)
+
+    lst = sub.add_parser("list", help="list tasks, checks, encoders or a suite's metrics")
+    lst.add_argument("what", choices=["tasks", "checks", "encoders", "metrics"])
+    lst.add_argument("--suite")
+    lst.set_defaults(fn=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from evalharness.errors import EvalHarnessError, UserError
+
+    try:
+        return int(args.fn(args) or 0)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"evalharness: error: {exc}", file=sys.stderr)
+        return 2
+    except EvalHarnessError as exc:
+        if args.debug:
+            raise
+        print(f"evalharness: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug or os.environ.get("EVALHARNESS_DEBUG"):
+            raise
+        print(f"evalharness: internal error: {type(exc).__name__}: {exc} "
+              "(run with --debug for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,105 @@
+"""Content-addressed on-disk embedding cache.
+
+Key: (encoder fingerprint, role key, sha256(text)). Layout::
+
+    CACHE_DIR/v1/<fingerprint>/<role>/<shard>.npz   # keys: (n, 32) uint8, vecs: (n, dim) f32
+
+Each write adds one shard, written to a temporary file and renamed into place (atomic);
+a folder with many shards is compacted into one. Loading reads whole arrays, never one
+file per text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "v1"
+MAX_SHARDS = 8
+
+
+def text_digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("EVALHARNESS_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("evalharness")) / "embeddings"
+
+
+class EmbeddingCache:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root else default_cache_dir()
+
+    def _dir(self, fingerprint: str, role: str) -> Path:
+        return self.root / FORMAT / fingerprint / role
+
+    def _load_all(self, folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        shards = sorted(folder.glob("*.npz")) if folder.exists() else []
+        keys, vecs = [], []
+        for shard in shards:
+            try:
+                with np.load(shard) as z:
+                    keys.append(z["keys"])
+                    vecs.append(z["vecs"])
+            except (OSError, ValueError, KeyError, EOFError):
+                continue  # a damaged shard is a miss, never a wrong vector
+        if not keys:
+            return None
+        return np.concatenate(keys), np.concatenate(vecs)
+
+    def lookup(self, fingerprint: str, role: str, digests: list[bytes]):
+        """Return (hit mask, vectors for hits in order of ``digests`` or None)."""
+        found = self._load_all(self._dir(fingerprint, role))
+        mask = np.zeros(len(digests), dtype=bool)
+        if found is None:
+            return mask, None
+        keys, vecs = found
+        index = {k: i for i, k in enumerate(keys.view(f"S32").ravel().tolist())}
+        rows = [index.get(d, -1) for d in digests]
+        rows = np.asarray(rows, dtype=np.int64)
+        mask = rows >= 0
+        return mask, vecs[rows[mask]]
+
+    def store(self, fingerprint: str, role: str, digests: list[bytes], vecs: np.ndarray) -> None:
+        if len(digests) == 0:
+            return
+        folder = self._dir(fingerprint, role)
+        folder.mkdir(parents=True, exist_ok=True)
+        keys = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(-1, 32)
+        self._write(folder, keys, np.asarray(vecs, dtype=np.float32))
+        if len(list(folder.glob("*.npz"))) > MAX_SHARDS:
+            self._compact(folder)
+
+    def _write(self, folder: Path, keys: np.ndarray, vecs: np.ndarray) -> Path:
+        final = folder / f"{uuid.uuid4().hex}.npz"
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, keys=keys, vecs=vecs)
+            os.replace(tmp, final)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return final
+
+    def _compact(self, folder: Path) -> None:
+        old = sorted(folder.glob("*.npz"))
+        found = self._load_all(folder)
+        if found is None:
+            return
+        keys, vecs = found
+        _, first = np.unique(keys.view("S32").ravel(), return_index=True)
+        self._write(folder, keys[first], vecs[first])
+        for shard in old:
+            shard.unlink(missing_ok=True)

@@ -1,0 +1,116 @@
+"""The encoder protocol and the checks applied to every encoder's output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from evalharness.errors import EncoderError
+
+ROLES = ("query", "document", "text")
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    name: str
+
+    @property
+    def dim(self) -> int | None: ...
+
+    def encode(self, texts: list[str], *, role: str) -> np.ndarray: ...
+
+    def fingerprint(self) -> str: ...
+
+
+class BaseOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = Field(32, ge=1)
+    query_prefix: str = ""
+    document_prefix: str = ""
+    text_prefix: str = ""
+
+
+class TorchOptions(BaseOptions):
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    max_seq_length: int | None = Field(None, ge=1)
+    normalize: bool = False
+    device: str = "cpu"
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+def fingerprint_of(*parts) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+class EncoderBase:
+    """Shared behaviour: prefixes per role, role collapsing for the cache, output checks."""
+
+    Options = BaseOptions
+    needs_target = False
+
+    def __init__(self, name: str, target: str | None, options, *, spec_string: str = ""):
+        self.name = name
+        self.target = target
+        self.options = options
+        self.spec_string = spec_string
+        self._dim: int | None = None
+
+    # -- roles ---------------------------------------------------------------
+    def prefix(self, role: str) -> str:
+        return {"query": self.options.query_prefix, "document": self.options.document_prefix,
+                "text": self.options.text_prefix}.get(role, "")
+
+    def role_key(self, role: str) -> str:
+        """Roles that give identical vectors share cache entries and encode work."""
+        if self.options.query_prefix == self.options.document_prefix == self.options.text_prefix:
+            return "any"
+        return role
+
+    def with_prefix(self, texts: list[str], role: str) -> list[str]:
+        p = self.prefix(role)
+        return [p + t for t in texts] if p else list(texts)
+
+    @property
+    def dim(self) -> int | None:
+        return self._dim
+
+    def load(self) -> None:
+        """Load weights (timed as the 'load' stage). Default: nothing to load."""
+
+    def prepare(self, texts: list[str]) -> None:
+        """Called with every unique text of the run before encoding (for fitted encoders)."""
+
+    def describe(self) -> dict:
+        return {"spec": self.spec_string, "fingerprint": self.fingerprint(), "dim": self.dim}
+
+    def fingerprint(self) -> str:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def check_output(name: str, out, n_expected: int, dim: int | None, *, offset: int = 0) -> np.ndarray:
+    """Validate an encoder's output; return it as float32 (n, dim)."""
+    try:
+        arr = np.asarray(out, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise EncoderError(name, f"output is not a numeric array ({exc})") from None
+    if arr.ndim != 2:
+        raise EncoderError(name, f"output must be 2-D (n_texts, dim), got shape {arr.shape}")
+    if arr.shape[0] != n_expected:
+        raise EncoderError(name, f"returned {arr.shape[0]} vectors for {n_expected} texts",
+                           row=offset + min(arr.shape[0], n_expected))
+    if arr.shape[1] == 0:
+        raise EncoderError(name, "returned vectors of dimension 0", row=offset)
+    if dim is not None and arr.shape[1] != dim:
+        raise EncoderError(name, f"vector dimension changed from {dim} to {arr.shape[1]}",
+                           row=offset)
+    finite = np.isfinite(arr).all(axis=1)
+    if not finite.all():
+        bad = int(np.argmin(finite))
+        raise EncoderError(name, "output contains NaN or inf", row=offset + bad)
+    return arr

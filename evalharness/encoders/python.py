@@ -1,0 +1,86 @@
+"""Any Python callable as an encoder (``py:package.module:callable``).
+
+The target is a function ``f(texts) -> array`` (an optional ``role`` keyword is passed
+when the function accepts it), an object with an ``encode`` method, or a class that
+is instantiated with no arguments and then used as such an object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import sys
+
+import numpy as np
+
+from evalharness.encoders.base import BaseOptions, EncoderBase, fingerprint_of
+from evalharness.errors import UserError
+
+
+class PythonOptions(BaseOptions):
+    version: str = ""  # bump to invalidate cached vectors when the callable changes behaviour
+
+
+class PythonEncoder(EncoderBase):
+    Options = PythonOptions
+    needs_target = True
+
+    def __init__(self, name, target, options, *, spec_string=""):
+        super().__init__(name, target, options, spec_string=spec_string)
+        self._fn = None
+        self._source_digest = ""
+
+    def load(self) -> None:
+        if self._fn is not None:
+            return
+        module_name, _, attr = (self.target or "").partition(":")
+        if not module_name or not attr:
+            raise UserError(f"py encoder target must be 'package.module:callable', got "
+                            f"'{self.target}'", field=f"encoders.{self.name}")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise UserError(f"cannot import module '{module_name}': {exc}",
+                            field=f"encoders.{self.name}",
+                            hint="is it installed or on PYTHONPATH?") from None
+        obj = module
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise UserError(f"module '{module_name}' has no attribute '{attr}'",
+                                field=f"encoders.{self.name}")
+            obj = getattr(obj, part)
+        if inspect.isclass(obj):
+            obj = obj()
+        target = obj.encode if hasattr(obj, "encode") else obj
+        if not callable(target):
+            raise UserError(f"'{self.target}' is neither callable nor has an encode method",
+                            field=f"encoders.{self.name}")
+        try:
+            params = inspect.signature(target).parameters
+            takes_role = "role" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            takes_role = False
+        self._fn = (target, takes_role)
+        src = getattr(sys.modules.get(module_name), "__file__", None)
+        if src:
+            with open(src, "rb") as fh:
+                self._source_digest = hashlib.sha256(fh.read()).hexdigest()
+
+    def fingerprint(self) -> str:
+        self.load()
+        o = self.options
+        return fingerprint_of("py", 1, self.target, self._source_digest, o.version,
+                              o.query_prefix, o.document_prefix, o.text_prefix)
+
+    def encode(self, texts: list[str], *, role: str) -> np.ndarray:
+        self.load()
+        fn, takes_role = self._fn
+        texts = self.with_prefix(texts, role)
+        out = fn(texts, role=role) if takes_role else fn(texts)
+        if hasattr(out, "detach"):
+            out = out.detach().float().cpu().numpy()
+        arr = np.asarray(out)
+        if arr.ndim == 2 and self._dim is None:
+            self._dim = arr.shape[1]
+        return arr

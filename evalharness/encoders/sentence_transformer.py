@@ -1,0 +1,78 @@
+"""sentence-transformers models (``st:NAME_OR_PATH``) and the embedded ``minilm``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
+from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
+from evalharness.errors import UserError
+
+VECTOR_FORMAT = 1  # bump when the way vectors are produced changes
+
+
+class SentenceTransformerEncoder(EncoderBase):
+    Options = TorchOptions
+
+    def __init__(self, name, target, options, *, spec_string=""):
+        super().__init__(name, target, options, spec_string=spec_string)
+        self.path, self.is_local = resolve_model(target)
+        self.model = None
+
+    def load(self) -> None:
+        if self.model is not None:
+            return
+        with offline_env(self.is_local):
+            from sentence_transformers import SentenceTransformer
+
+            kwargs = {"device": self.options.device,
+                      "trust_remote_code": self.options.trust_remote_code}
+            if self.options.revision and not self.is_local:
+                kwargs["revision"] = self.options.revision
+            try:
+                model = SentenceTransformer(self.path, **kwargs)
+            except OSError as exc:
+                raise UserError(f"cannot load sentence-transformers model '{self.path}': {exc}",
+                                field=f"encoders.{self.name}",
+                                hint="give a local folder, or a Hub name with network access") from None
+        if self.options.max_seq_length:
+            model.max_seq_length = self.options.max_seq_length
+        if self.options.dtype != "float32":
+            model = model.to(torch_dtype(self.options.dtype))
+        model.eval()
+        self.model = model
+        self._dim = model.get_sentence_embedding_dimension()
+
+    @property
+    def effective_max_seq_length(self) -> int | None:
+        if self.model is not None:
+            return self.model.max_seq_length
+        return self.options.max_seq_length
+
+    def fingerprint(self) -> str:
+        o = self.options
+        return fingerprint_of("st", VECTOR_FORMAT,
+                              weights_fingerprint(self.path, self.is_local, o.revision),
+                              o.dtype, o.max_seq_length, o.normalize, o.query_prefix,
+                              o.document_prefix, o.text_prefix)
+
+    def encode(self, texts: list[str], *, role: str) -> np.ndarray:
+        self.load()
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.encode(self.with_prefix(texts, role),
+                                    batch_size=self.options.batch_size,
+                                    convert_to_numpy=False, convert_to_tensor=True,
+                                    normalize_embeddings=self.options.normalize,
+                                    show_progress_bar=False)
+        return out.float().cpu().numpy()
+
+    def token_lengths(self, texts: list[str]) -> np.ndarray:
+        """Token counts (with special tokens), to report truncation by max_seq_length."""
+        self.load()
+        tok = self.model.tokenizer
+        enc = tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        return np.array([len(x) for x in enc])
+
+

@@ -1,0 +1,134 @@
+"""Typed results and the results.json contract (schema_version 1), written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from evalharness.errors import UserError
+
+SCHEMA_VERSION = 1
+
+
+class Metric(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    value: float | None
+    ci: list[float] | None = None
+    n: int | None = None
+    higher_is_better: bool = True
+    std: float | None = None
+    # for paired comparisons: the statistic and the per-item arrays (in ``items``) it takes
+    stat: str | None = None
+    inputs: list[str] | None = None
+
+
+class ComponentResult(BaseModel):
+    """The result of one task or check for one encoder."""
+    model_config = ConfigDict(extra="allow")
+    type: str
+    kind: str = "task"
+    seconds: float = 0.0
+    dataset: str | None = None
+    main_metric: str | None = None
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    items: dict[str, list] | None = None
+    error: str | None = None
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    encoder: str
+    metric: str
+    op: str
+    threshold: Any
+    value: float | None
+    severity: str
+    passed: bool
+
+
+class EncoderRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    spec: str
+    fingerprint: str | None = None
+    dim: int | None = None
+    cache: dict[str, int] = Field(default_factory=lambda: {"hits": 0, "misses": 0})
+    seconds: dict[str, float] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class RunResults(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    schema_version: int = SCHEMA_VERSION
+    suite: str
+    created: str
+    environment: dict[str, Any] = Field(default_factory=dict)
+    encoders: dict[str, EncoderRecord] = Field(default_factory=dict)
+    datasets: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    results: dict[str, dict[str, ComponentResult]] = Field(default_factory=dict)
+    verdicts: list[Verdict] = Field(default_factory=list)
+    passed: bool = True
+    seconds: dict[str, float] = Field(default_factory=dict)
+    thresholds: list[dict] = Field(default_factory=list)
+
+    def metric(self, encoder: str, address: str) -> Metric | None:
+        cid, _, name = address.partition(".")
+        comp = self.results.get(encoder, {}).get(cid)
+        return comp.metrics.get(name) if comp else None
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _clean(obj):
+    """JSON-safe: NaN/inf become null (JSON has no NaN)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def save_results(results: RunResults, path: str | Path) -> None:
+    data = _clean(results.model_dump(mode="json", exclude_none=False))
+    write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+
+
+def load_results(path: str | Path) -> RunResults:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("results file not found", source=str(p)) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"not valid JSON: {exc.msg}", source=str(p), line=exc.lineno) from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(f"not an evalharness results file (schema_version "
+                        f"{data.get('schema_version') if isinstance(data, dict) else None!r}, "
+                        f"expected {SCHEMA_VERSION})", source=str(p))
+    try:
+        return RunResults.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UserError(f"{err['msg']}", source=str(p),
+                        field=".".join(str(x) for x in err["loc"])) from None

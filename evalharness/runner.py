@@ -1,0 +1,197 @@
+"""One run: suite -> plan -> embed once per encoder (cached) -> evaluate -> gate -> write."""
+
+from __future__ import annotations
+
+import gc
+import platform
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from evalharness import __version__, registry
+from evalharness.data.resolve import DatasetResolver
+from evalharness.embeddings.cache import EmbeddingCache
+from evalharness.embeddings.planner import collect, embed
+from evalharness.encoders.spec import EncoderSpec, build_encoder, parse_encoder_entry
+from evalharness.errors import EncoderError, EvalHarnessError, UserError
+from evalharness.gate import evaluate_thresholds, overall_passed
+from evalharness.results import ComponentResult, EncoderRecord, RunResults, save_results
+from evalharness.suite import Suite
+from evalharness.tasks.base import EncoderContext
+
+PACKAGES = ("numpy", "scipy", "scikit-learn", "torch", "transformers", "sentence-transformers",
+            "mteb", "pydantic")
+
+
+@dataclass
+class RunOptions:
+    data_dir: str | None = None
+    output: str | None = None
+    cache_dir: str | None = None
+    no_cache: bool = False
+    only: list[str] = field(default_factory=list)
+    encoders: dict[str, str] = field(default_factory=dict)  # --encoder ID=SPEC overrides
+    reports_root: str = "reports"
+    write_report: bool = True
+    log: object = print
+
+
+@dataclass
+class RunOutcome:
+    results: RunResults
+    folder: Path
+    exit_code: int
+    errors: list[str] = field(default_factory=list)
+
+
+def environment() -> dict:
+    from importlib import metadata
+
+    pkgs = {}
+    for name in PACKAGES:
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"evalharness": __version__, "python": platform.python_version(),
+            "platform": platform.platform(), "packages": pkgs}
+
+
+def encoder_specs(suite: Suite, overrides: dict[str, str]) -> dict[str, EncoderSpec]:
+    specs = {eid: parse_encoder_entry(eid, raw, source=suite.source)
+             for eid, raw in suite.encoders.items()}
+    for eid, text in overrides.items():
+        specs[eid] = parse_encoder_entry(eid, text, source="--encoder")
+    return specs
+
+
+def build_components(suite: Suite, resolver: DatasetResolver, only: list[str]):
+    comps = {}
+    known = suite.components()
+    for cid in only:
+        if cid not in known:
+            raise UserError(f"--only names '{cid}', which is not a task or check of the suite",
+                            hint=registry.suggest(cid, known) or f"ids: {', '.join(known)}")
+    for cid, (kind, cfg) in known.items():
+        if only and cid not in only:
+            continue
+        cls = registry.resolve(kind, cfg.type)
+        comps[cid] = cls(cid, cfg, resolver, seed=suite.seed, bootstrap=suite.bootstrap)
+    return comps
+
+
+def new_run_id(suite_name: str) -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + suite_name
+
+
+def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
+    opts = opts or RunOptions()
+    log = opts.log or (lambda *a, **k: None)
+    t_start = time.perf_counter()
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    base_dir = Path(suite.source).parent if suite.source else Path.cwd()
+    specs = encoder_specs(suite, opts.encoders)
+
+    t0 = time.perf_counter()
+    resolver = DatasetResolver(opts.data_dir, base_dir=base_dir)
+    comps = build_components(suite, resolver, opts.only)
+    t_data = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    needs = {cid: c.needs() for cid, c in comps.items()}
+    wanted = collect(n for ns in needs.values() for n in ns)
+    all_texts = sorted({t for texts in wanted.values() for t in texts})
+    t_plan = time.perf_counter() - t0
+    log(f"plan: {len(comps)} tasks/checks need {len(all_texts)} unique texts "
+        f"({', '.join(f'{r}: {len(t)}' for r, t in wanted.items())})")
+
+    cache = None if opts.no_cache else EmbeddingCache(opts.cache_dir)
+    results = RunResults(suite=suite.suite, created=created, environment=environment(),
+                         datasets={k: v.record() for k, v in resolver.used.items()},
+                         thresholds=[t.model_dump(exclude_none=True) for t in suite.thresholds])
+    exit_codes = [0]
+    errors: list[str] = []
+
+    for eid, spec in specs.items():
+        rec = EncoderRecord(spec=spec.spec_string())
+        results.encoders[eid] = rec
+        results.results[eid] = {}
+        encoder = None
+        try:
+            encoder = build_encoder(spec)
+            t0 = time.perf_counter()
+            encoder.load()
+            rec.seconds["load"] = round(time.perf_counter() - t0, 4)
+            t0 = time.perf_counter()
+            encoder.prepare(all_texts)
+            vectors, stats = embed(encoder, wanted, cache)
+            total = time.perf_counter() - t0
+            rec.seconds["plan"] = round(t_plan + total - stats.encode_seconds, 4)
+            rec.seconds["encode"] = round(stats.encode_seconds, 4)
+            rec.cache = {"hits": stats.hits, "misses": stats.misses}
+            if stats.texts_per_second:
+                rec.texts_per_second = round(stats.texts_per_second, 2)
+            rec.fingerprint = encoder.fingerprint()
+            rec.dim = vectors.dim or encoder.dim
+            log(f"{eid}: {stats.misses} texts encoded, {stats.hits} from cache "
+                f"({rec.seconds['encode']:.1f}s)")
+        except EvalHarnessError as exc:
+            rec.error = str(exc)
+            errors.append(str(exc))
+            exit_codes.append(exc.exit_code)
+            log(f"{eid}: FAILED: {exc}")
+            del encoder
+            gc.collect()
+            continue
+        except Exception as exc:  # an encoder crashing is an encoder failure, not ours
+            err = EncoderError(eid, f"{type(exc).__name__}: {exc}")
+            rec.error = str(err)
+            rec.traceback = traceback.format_exc(limit=8)
+            errors.append(str(err))
+            exit_codes.append(3)
+            log(f"{eid}: FAILED: {err}")
+            del encoder
+            gc.collect()
+            continue
+
+        ctx = EncoderContext(eid, rec.dim, getattr(encoder, "token_lengths", None),
+                             getattr(encoder, "effective_max_seq_length", None))
+        t_eval = 0.0
+        for cid, comp in comps.items():
+            t0 = time.perf_counter()
+            try:
+                res = comp.evaluate(vectors, ctx)
+            except EvalHarnessError as exc:
+                res = ComponentResult(type=comp.config.type, kind=comp.kind, error=str(exc))
+                errors.append(f"{eid}/{cid}: {exc}")
+                exit_codes.append(exc.exit_code)
+            except Exception as exc:
+                res = ComponentResult(type=comp.config.type, kind=comp.kind,
+                                      error=f"{type(exc).__name__}: {exc}",
+                                      traceback=traceback.format_exc(limit=8))
+                errors.append(f"{eid}/{cid}: internal error: {type(exc).__name__}: {exc}")
+                exit_codes.append(3)
+            res.seconds = round(time.perf_counter() - t0, 4)
+            t_eval += res.seconds
+            results.results[eid][cid] = res
+        rec.seconds["evaluate"] = round(t_eval, 4)
+        del encoder, vectors
+        gc.collect()
+
+    results.verdicts = evaluate_thresholds(results, suite.thresholds)
+    results.passed = overall_passed(results.verdicts) and not errors
+    if not overall_passed(results.verdicts):
+        exit_codes.append(1)
+
+    folder = Path(opts.output) if opts.output else Path(opts.reports_root) / new_run_id(suite.suite)
+    t0 = time.perf_counter()
+    results.seconds = {"load_data": round(t_data, 4), "plan": round(t_plan, 4)}
+    save_results(results, folder / "results.json")
+    results.seconds["write"] = round(time.perf_counter() - t0, 4)
+    results.seconds["total"] = round(time.perf_counter() - t_start, 4)
+    save_results(results, folder / "results.json")
+
+    code = 3 if 3 in exit_codes else 2 if 2 in exit_codes else 1 if 1 in exit_codes else 0
+    return RunOutcome(results, folder, code, errors)
