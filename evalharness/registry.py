@@ -26,6 +26,9 @@ CHECKS: dict[str, str] = {
     "spectrum": "evalharness.checks.spectrum:SpectrumCheck",
     "robustness": "evalharness.checks.robustness:RobustnessCheck",
     "separation": "evalharness.checks.separation:SeparationCheck",
+    "latency": "evalharness.checks.latency:LatencyCheck",
+    "ann": "evalharness.checks.ann:AnnCheck",
+    "drift": "evalharness.checks.drift:DriftCheck",
 }
 
 ENCODERS: dict[str, str] = {
@@ -35,6 +38,8 @@ ENCODERS: dict[str, str] = {
     "tfidf-lsa": "evalharness.encoders.tfidf_lsa:TfidfLsaEncoder",
     "random": "evalharness.encoders.random:RandomEncoder",
     "py": "evalharness.encoders.python:PythonEncoder",
+    "mteb": "evalharness.encoders.mteb_model:MtebEncoder",
+    "http": "evalharness.encoders.http:HttpEncoder",
 }
 
 KINDS = {"task": TASKS, "check": CHECKS, "encoder": ENCODERS}
