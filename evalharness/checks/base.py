@@ -111,6 +111,14 @@ def load_check_texts(resolver, config, *, require: str | None = None) -> CheckTe
                       label_names=list(data.label_names))
 
 
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm, in float64 (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return x / norms
+
+
 def sample_rows(n: int, k: int | None, seed: int) -> np.ndarray:
     """Sorted seeded sample of ``k`` of ``range(n)`` without replacement (all when k >= n)."""
     if k is None or k >= n:
@@ -173,4 +181,5 @@ class Check(Component):
 
 
 __all__ = ["Check", "CheckConfig", "CheckTexts", "Source", "detect_layout", "load_check_texts",
-           "pair_from_index", "sample_pairs", "sample_rows", "unique_first"]
+           "pair_from_index", "sample_pairs", "sample_rows", "unique_first",
+           "unit_rows"]
