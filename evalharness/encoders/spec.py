@@ -36,19 +36,19 @@ class EncoderSpec:
 
 
 def _coerce(value: str) -> Any:
+    """Numbers, booleans and null from a query string; everything else stays text."""
     try:
-        return yaml.safe_load(value)
+        out = yaml.safe_load(value)
     except yaml.YAMLError:
         return value
+    return out if isinstance(out, (bool, int, float)) or out is None and value == "null" \
+        else value
 
 
 def parse_spec_string(eid: str, text: str, *, source=None, line=None) -> EncoderSpec:
-    text = text.strip()
-    query = ""
-    head = text
-    # split the query string off, but not one that belongs to a URL's own "?" for http
-    if "?" in text:
-        head, _, query = text.partition("?")
+    text = text.lstrip()
+    head, _, query = text.partition("?")
+    head = head.strip()
     if ":" in head:
         etype, _, target = head.partition(":")
     else:
@@ -66,6 +66,10 @@ def parse_spec_string(eid: str, text: str, *, source=None, line=None) -> Encoder
 def parse_encoder_entry(eid: str, raw: Any, *, source=None, line=None) -> EncoderSpec:
     if isinstance(raw, str):
         spec = parse_spec_string(eid, raw, source=source, line=line)
+    elif isinstance(raw, dict) and "base" in raw:  # a deployment variant of another encoder
+        from evalharness.encoders.variants import parse_variant
+
+        return parse_variant(eid, raw, source=source, line=line)
     elif isinstance(raw, dict):
         data = dict(raw)
         etype = data.pop("type", None)
