@@ -44,15 +44,21 @@ class EmbeddingCache:
         return self.root / FORMAT / fingerprint / role
 
     def _load_all(self, folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
-        shards = sorted(folder.glob("*.npz")) if folder.exists() else []
-        keys, vecs = [], []
-        for shard in shards:
-            try:
-                with np.load(shard) as z:
-                    keys.append(z["keys"])
-                    vecs.append(z["vecs"])
-            except (OSError, ValueError, KeyError, EOFError):
-                continue  # a damaged shard is a miss, never a wrong vector
+        for _attempt in range(3):
+            shards = sorted(folder.glob("*.npz")) if folder.exists() else []
+            keys, vecs, vanished = [], [], False
+            for shard in shards:
+                try:
+                    with np.load(shard) as z:
+                        keys.append(z["keys"])
+                        vecs.append(z["vecs"])
+                except FileNotFoundError:
+                    vanished = True  # compacted away by another process: list again
+                    break
+                except (OSError, ValueError, KeyError, EOFError):
+                    continue  # a damaged shard is a miss, never a wrong vector
+            if not vanished:
+                break
         if not keys:
             return None
         return np.concatenate(keys), np.concatenate(vecs)
