@@ -88,9 +88,18 @@ def cmd_validate(args) -> int:
 
 def cmd_gate(args) -> int:
     from evalharness import console
-    from evalharness.gate import evaluate_thresholds, overall_passed
+    from evalharness.errors import UserError
+    from evalharness.gate import evaluate_thresholds, overall_passed, regression_verdicts
     from evalharness.results import load_results
 
+    if args.baseline is None:
+        for flag, given in (("--tolerance", args.tolerance is not None),
+                            ("--significant", args.significant),
+                            ("--include-machine-dependent", args.include_machine_dependent)):
+            if given:
+                raise UserError(f"{flag} needs --baseline OLD_RESULTS.json")
+    if not 0 < args.alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
     res = load_results(args.results)
     if args.thresholds:
         from evalharness.gate_files import load_thresholds_for
@@ -100,10 +109,37 @@ def cmd_gate(args) -> int:
         from evalharness.suite import ThresholdSpec
 
         thresholds = [ThresholdSpec.model_validate(t) for t in res.thresholds]
-    res.verdicts = evaluate_thresholds(res, thresholds)
-    passed = overall_passed(res.verdicts)
-    print(console.verdict_table(res))
-    print(f"verdict: {'PASSED' if passed else 'FAILED'}")
+    verdicts = evaluate_thresholds(res, thresholds)
+    if args.baseline:
+        base = load_results(args.baseline)
+        verdicts += regression_verdicts(
+            res, base, tolerance=args.tolerance or 0.0, metrics=args.regression_metrics,
+            include_machine_dependent=args.include_machine_dependent,
+            significant=args.significant, alpha=args.alpha, n_boot=args.bootstrap,
+            seed=args.seed)
+    res.verdicts = verdicts
+    passed = overall_passed(verdicts)
+    # with --markdown - the Markdown goes to stdout (>> $GITHUB_STEP_SUMMARY), the table to stderr
+    out = sys.stderr if args.markdown == "-" else sys.stdout
+    print(console.verdict_table(res), file=out)
+    print(f"verdict: {'PASSED' if passed else 'FAILED'}", file=out)
+    if args.junit:
+        from evalharness.report.junit import render_junit
+        from evalharness.results import write_atomic
+
+        write_atomic(args.junit, render_junit(res))
+        _log(f"wrote {args.junit}")
+    if args.markdown:
+        from evalharness.report.gate_summary import render_gate_summary
+
+        text = render_gate_summary(res)
+        if args.markdown == "-":
+            sys.stdout.write(text)
+        else:
+            from evalharness.results import write_atomic
+
+            write_atomic(args.markdown, text)
+            _log(f"wrote {args.markdown}")
     return 0 if passed else 1
 
 
@@ -224,13 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gate", help="apply thresholds (and a baseline) to a results file")
     g.add_argument("results")
-    g.add_argument("--thresholds")
-    g.add_argument("--baseline")
-    g.add_argument("--tolerance", type=float, default=0.0)
-    g.add_argument("--significant", action="store_true")
+    g.add_argument("--thresholds", metavar="FILE",
+                   help="threshold file (YAML list or {thresholds: [...]}); default: the "
+                        "thresholds stored in the results")
+    g.add_argument("--baseline", metavar="OLD_RESULTS.json",
+                   help="fail when a metric got worse than in this earlier run")
+    g.add_argument("--tolerance", type=float, default=None,
+                   help="allowed absolute drop per metric (default 0)")
+    g.add_argument("--regression-metrics", choices=["main", "all"], default="main",
+                   help="gate the main metric of each task/check (default) or all metrics")
+    g.add_argument("--include-machine-dependent", action="store_true",
+                   help="also gate metrics flagged machine_dependent (timings)")
+    g.add_argument("--significant", action="store_true",
+                   help="a drop fails only when a paired bootstrap finds it significant")
     g.add_argument("--alpha", type=float, default=0.05)
-    g.add_argument("--junit")
-    g.add_argument("--markdown")
+    g.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="paired-bootstrap resamples for --significant")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--junit", metavar="FILE", help="write JUnit XML (one testcase per verdict)")
+    g.add_argument("--markdown", metavar="FILE",
+                   help="write a Markdown summary ('-': to stdout, e.g. >> $GITHUB_STEP_SUMMARY)")
     g.set_defaults(fn=cmd_gate)
 
     rep = sub.add_parser("report", help="render results as HTML, Markdown or JUnit")
@@ -240,9 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(fn=cmd_report)
 
     c = sub.add_parser("compare", help="paired comparison of results files")
-    c.add_argument("results", nargs="+")
-    c.add_argument("--alpha", type=float, default=0.05)
-    c.add_argument("-o", "--output")
+    c.add_argument("results", nargs="+",
+                   help="one run of several encoders (first = reference), or several runs")
+    c.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level; CIs are at 1 - alpha")
+    c.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="paired-bootstrap resamples")
+    c.add_argument("--seed", type=int, default=42)
+    c.add_argument("--reference", metavar="ENCODER",
+                   help="reference encoder within one run (default: the first)")
+    c.add_argument("--main-only", action="store_true", help="print main metrics only")
+    c.add_argument("-o", "--output", help="write the comparisons as JSON")
     c.set_defaults(fn=cmd_compare)
 
     d = sub.add_parser("data", help="datasets: list, pull from the Hub, import a folder")
