@@ -305,10 +305,8 @@ class SynonymSource:
         out: tuple[str, ...] = ()
         if low.isalpha() and len(low) > 1 and low not in STOPWORDS:
             bases = {low}
-            for pos in self.POS:
-                base = self.wn.morphy(low, pos)
-                if base:
-                    bases.add(base.lower())
+            for pos in self.POS:  # every base form morphy finds ("men" -> men, man)
+                bases.update(b.lower() for b in self.wn._morphy(low, pos))
             seen: dict[str, str] = {}  # lower -> first spelling met
             for syn in self.wn.synsets(low):
                 for lemma in syn.lemma_names():
