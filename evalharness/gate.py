@@ -117,7 +117,7 @@ def _regression(enc, old_enc, cid, name, new, old, tolerance, *, significant, al
     hib = om.higher_is_better if nm is None else nm.higher_is_better
     bound = om.value - tolerance if hib else om.value + tolerance
     value = None if nm is None else nm.value
-    v = Verdict(encoder=enc, metric=f"{cid}.{name}", op="regression", threshold=bound,
+    v = Verdict(encoder=enc, metric=f"{cid}.{name}", op="regression", threshold=round(bound, 6),
                 value=value, severity=severity, passed=False)
     v.baseline = om.value
     v.tolerance = tolerance
