@@ -184,6 +184,10 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
     results.passed = overall_passed(results.verdicts) and not errors
     if not overall_passed(results.verdicts):
         exit_codes.append(1)
+    if len(results.encoders) > 1:  # paired comparisons (first encoder vs each other)
+        from evalharness.compare import compare_encoders
+
+        results.comparisons = compare_encoders(results, n_boot=suite.bootstrap, seed=suite.seed)
 
     folder = Path(opts.output) if opts.output else Path(opts.reports_root) / new_run_id(suite.suite)
     t0 = time.perf_counter()
