@@ -118,8 +118,11 @@ def _paired_arrays(ca: ComponentResult, cb: ComponentResult, ma: Metric, mb: Met
         return None, None, str(exc)
     if len(ia) < 2:
         return None, None, "fewer than 2 matched items"
-    arrays_a = [np.asarray(ca.items[k])[ia] for k in ma.inputs]
-    arrays_b = [np.asarray(cb.items[k])[ib] for k in ma.inputs]
+    try:
+        arrays_a = [np.asarray(ca.items[k])[ia] for k in ma.inputs]
+        arrays_b = [np.asarray(cb.items[k])[ib] for k in ma.inputs]
+    except (IndexError, ValueError) as exc:  # per-item arrays not aligned with the ids
+        return None, None, f"per-item arrays do not match the item ids: {exc}"
     return arrays_a, arrays_b, how
 
 

@@ -258,3 +258,12 @@ def test_stsb_gate_significant_regression(stsb_runs, tmp_path):
             "--tolerance", "0.001"]
     assert main([gate[0], str(tmp_path / "noisy.json"), *gate[1:]]) == 1
     assert main([gate[0], str(tmp_path / "again.json"), *gate[1:]]) == 0
+
+
+def test_misaligned_item_arrays_give_the_difference_only():
+    ca = _sts_comp([1, 2, 3], [0.1, 0.3, 0.2])
+    cb = _sts_comp([1, 2, 3], [0.1, 0.2, 0.3])
+    cb.items["cosine"] = [0.5]  # fewer values than ids: cannot be paired
+    row = compare_metric(ca, cb, "cosine_spearman")
+    assert row["p_value"] is None and "do not match" in row["note"]
+    assert row["diff"] == pytest.approx(1.0 - 0.5)
