@@ -6,8 +6,8 @@ temporaries of the selection fit in ``chunk_bytes``, keeps a running top-k per q
 and merges each block's top-k into it.
 
 Ties are broken by document order: among equal scores the document that comes first in
-``docs`` ranks first, so results do not depend on the block layout or on numpy's
-selection algorithm. (pytrec_eval, and therefore MTEB, break ties by document id in
+``docs`` ranks first, so for given scores the result depends neither on the block
+layout nor on numpy's selection algorithm. (pytrec_eval, and therefore MTEB, break ties by document id in
 descending string order instead; with real-valued embeddings exact ties only happen
 between identical documents.)
 
