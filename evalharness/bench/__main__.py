@@ -1,0 +1,20 @@
+"""``python -m evalharness.bench`` (``make bench``): every benchmark, one after another."""
+
+from __future__ import annotations
+
+import sys
+
+from evalharness.bench import retrieval, suite
+
+
+def main() -> int:
+    codes = []
+    print("== retrieval search step (reports/bench/retrieval.json) ==", flush=True)
+    codes.append(retrieval.main([]))
+    print("\n== suite: floor vs evalharness vs mteb (reports/bench/suite.json) ==", flush=True)
+    codes.append(suite.main(sys.argv[1:]))
+    return max(codes)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
