@@ -8,6 +8,11 @@ pass and cached like every other text.
 Texts: a pairs (STS) dataset gives the unique sentences of its first ``limit`` pairs; a
 labelled dataset gives its first ``limit`` unique texts (default 1000, to keep runs quick;
 ``limit: null`` uses everything). ``source`` forces the layout (see ``checks/base.py``).
+The metric names depend on the layout; ``metric_names`` (which validates thresholds before
+any data is read) takes it from ``source``, the known dataset names (stsb, sick: pairs;
+agnews, twentynewsgroups: labelled) or the first row of the dataset in the default data
+folders, and lists only the layout-free metrics when none of these tells: set ``source``
+for a dataset found only through ``--data-dir``.
 
 Metrics, for each perturbation ``p`` (names ``{p}_...``; a threshold addresses them as
 ``robustness.synonym_fluctuation``):
