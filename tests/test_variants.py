@@ -258,3 +258,24 @@ def test_retention_skips_checks_and_failed_components():
     assert out["metrics"]["task.m"]["retention"] == pytest.approx(0.75)
     assert "chk.m" not in out["metrics"]
     assert out["metrics"]["bad.m"]["retention"] is None
+
+
+def test_variant_listed_before_its_fitted_base(tmp_path):
+    """The base is built by the first encoder that needs it and fitted on the run's texts."""
+    make_sts(tmp_path / "data")
+    suite = write_suite(tmp_path / "s.yaml", """\
+suite: order
+bootstrap: 10
+encoders:
+  lsa_bin: {base: lsa, embedding: binary}
+  lsa: {type: tfidf-lsa, dim: 8}
+tasks:
+  sts: {type: sts, dataset: tinysts}
+""")
+    out = run_suite(load_suite(suite), RunOptions(data_dir=str(tmp_path / "data"),
+                                                  output=str(tmp_path / "run"), no_cache=True,
+                                                  log=None))
+    assert out.exit_code == 0, out.errors
+    r = out.results.retention["lsa_bin"]["metrics"]["sts.cosine_spearman"]
+    assert r["base"] is not None and r["variant"] is not None
+    assert r["variant"] != r["base"]

@@ -38,7 +38,8 @@ Two kinds of settings:
   with Hamming similarity.
   Output settings are a function of the base vectors, so they are applied in memory to
   the base's (cached) vectors and never written to the cache: int8 codes depend on the
-  calibration set, i.e. on which texts the run holds.
+  calibration set, i.e. on which texts the run holds. (With ``--no-cache`` an
+  output-only variant encodes its base's texts again.)
 
 Every variant's fingerprint is derived from its base's fingerprint and its settings.
 """
@@ -273,8 +274,10 @@ class VariantEncoder:
             self.source = self.base
 
     def prepare(self, texts: list[str]) -> None:
-        if self.source is not self.base:
-            self.source.prepare(texts)
+        # always: a variant may run before its base, and a fitted base (tfidf-lsa) must
+        # be fitted on the run's texts either way (prepare is idempotent for a text set)
+        self.load()
+        self.source.prepare(texts)
 
     @property
     def dim(self) -> int | None:
