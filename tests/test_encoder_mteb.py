@@ -55,3 +55,19 @@ def test_unknown_registry_name_is_a_user_error():
 def test_missing_path_is_a_user_error():
     with pytest.raises(UserError, match="does not exist"):
         build_encoder(parse_spec_string("m", f"mteb:{NAME}?path=/nonexistent/model"))
+
+
+def test_bf16_variant_of_an_mteb_model(mteb_minilm):
+    """Model settings reach the SentenceTransformer inside mteb's wrapper, on a copy."""
+    import torch
+
+    from evalharness.encoders.spec import parse_encoder_entry
+    from evalharness.encoders.variants import build_variant
+
+    v = build_variant(parse_encoder_entry("m16", {"base": "m", "dtype": "bfloat16"}), mteb_minilm)
+    v.load()
+    assert next(v.source.model.model.parameters()).dtype == torch.bfloat16
+    assert next(mteb_minilm.model.model.parameters()).dtype == torch.float32
+    a, b = v.encode(TEXTS, role="text"), mteb_minilm.encode(TEXTS, role="text")
+    cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cos.min() > 0.99
