@@ -150,3 +150,16 @@ def test_no_cache_flag(tmp_path):
     _run(tmp_path, TINY_SUITE)
     code, res = _run(tmp_path, TINY_SUITE, "--no-cache")
     assert res["encoders"]["rnd"]["cache"]["misses"] == 20
+
+
+def test_digest_ending_in_nul_bytes_is_found(tmp_path):
+    """Keys are raw bytes: a sha256 ending in 0x00 (1 text in 256) must still hit."""
+    cache = EmbeddingCache(tmp_path)
+    keys = [bytes(31) + b"\x00", b"\x01" * 30 + b"\x00\x00", b"\x02" * 32]
+    vecs = np.arange(6, dtype=np.float32).reshape(3, 2)
+    cache.store("fp", "any", keys, vecs)
+    for _ in range(9):  # force a compaction too
+        cache.store("fp", "any", [b"\x03" * 32], np.zeros((1, 2), np.float32))
+    mask, found = cache.lookup("fp", "any", keys)
+    assert mask.all()
+    np.testing.assert_array_equal(found, vecs)

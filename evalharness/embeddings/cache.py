@@ -70,7 +70,9 @@ class EmbeddingCache:
         if found is None:
             return mask, None
         keys, vecs = found
-        index = {k: i for i, k in enumerate(keys.view(f"S32").ravel().tolist())}
+        # raw 32-byte keys (a numpy "S32" view would drop trailing NUL bytes of a digest)
+        blob = np.ascontiguousarray(keys).tobytes()
+        index = {blob[i * 32:(i + 1) * 32]: i for i in range(len(keys))}
         rows = [index.get(d, -1) for d in digests]
         rows = np.asarray(rows, dtype=np.int64)
         mask = rows >= 0
@@ -105,7 +107,7 @@ class EmbeddingCache:
         if found is None:
             return
         keys, vecs = found
-        _, first = np.unique(keys.view("S32").ravel(), return_index=True)
+        _, first = np.unique(np.ascontiguousarray(keys).view("V32").ravel(), return_index=True)
         self._write(folder, keys[first], vecs[first])
         for shard in old:
             shard.unlink(missing_ok=True)
