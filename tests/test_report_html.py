@@ -380,6 +380,10 @@ def test_write_run_reports_and_index(tmp_path):
     root = tmp_path / "reports"
     runs = [synthetic_run(created=f"2026-11-2{i}T10:00:00Z", shift=0.02 * i, seed=i)
             for i in range(1, 4)]
+    for run in runs:  # two tasks without details: the reports stay light
+        run.results = {enc: {cid: comp.model_copy(update={"details": {}, "items": None})
+                             for cid, comp in comps.items() if cid in ("stsb", "agnews")}
+                       for enc, comps in run.results.items()}
     for i, run in enumerate(runs):
         save_results(run, root / f"run{i}" / "results.json")
     (root / "junk").mkdir()
@@ -396,10 +400,18 @@ def test_write_run_reports_and_index(tmp_path):
     trend = svg_text(svgs["main scores across runs of suite standard"])
     assert "stsb.cosine_spearman" in trend and "minilm" in trend and "run (UTC)" in trend
     assert "&lt;script&gt;" in index and "<script" not in index.lower()
-    # a run outside a reports folder writes its report only
+    # a run outside a reports folder writes its report only; someone else's index.html
+    # is never overwritten, an index evalharness wrote is refreshed
     other = tmp_path / "elsewhere" / "runX"
     assert [p.name for p in write_run_reports(other, runs[0])] == ["report.html"]
     assert not (tmp_path / "elsewhere" / "index.html").exists()
+    (tmp_path / "elsewhere" / "index.html").write_text("<html>mine</html>")
+    assert [p.name for p in write_run_reports(other, runs[0])] == ["report.html"]
+    assert (tmp_path / "elsewhere" / "index.html").read_text() == "<html>mine</html>"
+    renamed = tmp_path / "archive"
+    root.rename(renamed)
+    assert [p.name for p in write_run_reports(renamed / "run1", runs[1])] == \
+        ["report.html", "index.html"]
 
 
 @pytest.mark.integration

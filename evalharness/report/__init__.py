@@ -21,9 +21,20 @@ def write_html_report(path: str | Path, runs: list[RunResults]) -> Path:
     return path
 
 
+GENERATOR = '<meta name="generator" content="evalharness index">'
+
+
 def is_reports_root(folder: Path) -> bool:
-    """A folder whose sub-folders are runs: named ``reports`` or already indexed."""
-    return folder.name == "reports" or (folder / "index.html").is_file()
+    """A folder whose sub-folders are runs: named ``reports``, or holding an index.html
+    that evalharness wrote (never someone else's index.html)."""
+    if folder.name == "reports":
+        return True
+    index = folder / "index.html"
+    try:
+        with open(index, encoding="utf-8", errors="replace") as fh:
+            return GENERATOR in fh.read(4096)
+    except OSError:
+        return False
 
 
 def write_run_reports(folder: Path, results: RunResults) -> list[Path]:

@@ -14,6 +14,7 @@ import math
 from typing import Sequence
 
 import matplotlib
+import matplotlib.lines
 
 matplotlib.use("Agg", force=False)  # never needs a display; pyplot is not used
 
@@ -386,9 +387,12 @@ def trends(panels: dict[str, dict[str, list[tuple[int, float]]]], run_labels: li
                           ha="right", fontsize=7)
             ax.set_xlabel("run (UTC)")
             ax.set_ylabel("score")
-            ax.legend(title="encoder", fontsize=7, title_fontsize=7, loc="best")
         for k in range(n, rows * cols):
             axes[k // cols][k % cols].set_visible(False)
         fig.suptitle(title)
+        handles = [matplotlib.lines.Line2D([], [], color=color(i), marker="o", label=short(e))
+                   for i, e in enumerate(encoders)]
+        fig.legend(handles=handles, title="encoder", loc="outside lower center",
+                   ncols=min(len(handles), 4))
 
-    return _render(draw, 4.0 * cols + 0.6, 3.2 * rows + 0.6)
+    return _render(draw, 4.0 * cols + 0.6, 3.2 * rows + 1.0)

@@ -31,7 +31,7 @@ def fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return "–"
-        if v.is_integer() and abs(v) >= 1000:
+        if v.is_integer() and abs(v) >= 10:  # counts (components, ranks) stay counts
             return f"{int(v):,}"
         if v != 0 and (abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e6):
             return f"{v:.{digits - 1}e}"
@@ -394,7 +394,7 @@ def _mark(run_comps: list[dict], address: str, encoder: str) -> str:
 def main_score_groups(ctx: dict) -> list[dict]:
     series: list[Series] = ctx["_series"]
     order = component_order(series)
-    tasks = [x for x in order if x[2] != "check"] or order
+    tasks = [x for x in order if x[2] != "check"]  # checks' scales differ: own figures
     groups = []
     for cid, _, _ in tasks:
         bars, main = {}, None

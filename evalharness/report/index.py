@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from urllib.parse import quote
 
 from evalharness.results import SCHEMA_VERSION, write_atomic
 
@@ -45,7 +46,7 @@ def scan_runs(root: str | Path) -> list[dict]:
         report = folder / "report.html"
         runs.append({
             "folder": folder.name,
-            "href": f"{folder.name}/{'report.html' if report.exists() else 'results.json'}",
+            "href": quote(f"{folder.name}/{'report.html' if report.exists() else 'results.json'}"),
             "suite": str(data.get("suite", "?")),
             "created": str(data.get("created", "")),
             "passed": bool(data.get("passed")),
@@ -89,16 +90,19 @@ def render_index(root: str | Path) -> str:
     runs = runs[older:]
     metrics = list(dict.fromkeys(m for r in runs for m in r["scores"]))
     rows = []
-    for r in reversed(runs):
-        cells = []
-        for m in metrics:
-            per = r["scores"].get(m, {})
-            cells.append(", ".join(f"{e} {v:.4f}" for e, v in per.items()) if per else "")
-        rows.append({**r, "cells": cells, "encoders": ", ".join(r["encoders"]),
-                     "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}"})
+    for r in reversed(runs):  # one row per (run, encoder); run cells on its first row
+        encoders = r["encoders"] or [""]
+        for i, enc in enumerate(encoders):
+            cells = []
+            for m in metrics:
+                v = r["scores"].get(m, {}).get(enc)
+                cells.append("" if v is None else f"{v:.4f}")
+            rows.append({**r, "first": i == 0, "span": len(encoders), "encoder": enc,
+                         "cells": cells,
+                         "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}"})
     return environment().get_template("index.html.j2").render(
         title=f"evalharness runs in {Path(root).resolve().name}", rows=rows, metrics=metrics,
-        figures=trend_figures(runs), older=older)
+        figures=trend_figures(runs), older=older, n_runs=len(runs))
 
 
 def write_index(root: str | Path) -> Path:
