@@ -126,3 +126,21 @@ checks:
         assert lat["metrics"]["texts_per_second"]["value"] > 0
     # latency is a check: it has no retention entry
     assert list(res["retention"]["rnd_bin"]["metrics"]) == ["sts.cosine_spearman"]
+
+
+def test_threads_option_is_applied_for_the_measurement_and_restored(tmp_path):
+    import torch
+
+    from evalharness.checks.latency import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1) as used:
+        assert used == 1 and torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    check = _check(tmp_path, batch_sizes=[2], n_batches=2, warmup=0, threads=1)
+    seen = []
+    ctx = EncoderContext("fake", 3)
+    ctx.timer = lambda texts: seen.append(torch.get_num_threads()) or 0.01
+    res = check.evaluate(None, ctx)
+    assert seen == [1, 1] and res.details["torch_threads"] == 1
+    assert torch.get_num_threads() == before

@@ -20,6 +20,10 @@ timed. ``texts_per_second_bN`` = timed texts / timed seconds, ``p50_ms_bN`` and
 milliseconds. ``texts_per_second`` (main) is the throughput at the largest batch size.
 ``peak_rss_mb`` is the process's peak resident set size so far (``getrusage``
 ``ru_maxrss``), which includes everything the process did before, not only this encoder.
+``threads`` sets torch's intra-op thread count for the measurement (restored after): on a
+busy machine, torch's default (one thread per core) can wait for a descheduled core and
+give batch-1 latencies many times the single-thread ones; the count used is recorded in
+``details.torch_threads``.
 
 Every metric, and the result itself, carries ``machine_dependent: true``: the numbers
 depend on the machine and its load, so gates leave them out of baseline regression unless
@@ -28,6 +32,7 @@ asked for.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import sys
 import time
@@ -47,6 +52,8 @@ class LatencyConfig(CheckConfig):
     n_texts: int = Field(256, ge=1, description="seeded sample of the dataset's texts")
     n_batches: int = Field(10, ge=1, description="timed batches per batch size")
     warmup: int = Field(2, ge=0, description="untimed batches per batch size")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads during the "
+                                "measurement (null: leave torch's setting)")
 
 
 def make_timer(encoder, transform=None):
@@ -90,6 +97,28 @@ def latency_stats(batch_seconds: np.ndarray, batch_size: int) -> dict[str, float
             "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Set torch's intra-op threads to ``n`` for the block (restored after); yields the
+    count in use (None when torch is not imported and no count was asked for)."""
+    if n is None:
+        torch = sys.modules.get("torch")
+        yield torch.get_num_threads() if torch is not None else None
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(old)
+
+
+def _metric(value, *, n=None, higher=False) -> Metric:
+    return Metric(value=value, n=n, higher_is_better=higher, machine_dependent=True)
+
+
 class LatencyCheck(Check):
     type = "latency"
     Config = LatencyConfig
@@ -110,6 +139,12 @@ class LatencyCheck(Check):
     def needs(self):
         return []  # it times the encoder itself; no vectors from the embed stage
 
+    def _time_batches(self, timer, b: int) -> np.ndarray:
+        c = self.config
+        idx = batch_windows(len(self.sample), b, c.warmup + c.n_batches)
+        secs = [timer([self.sample[i] for i in row]) for row in idx]
+        return np.array(secs[c.warmup:])
+
     def evaluate(self, vectors, encoder):
         timer = getattr(encoder, "timer", None)
         if timer is None:
@@ -119,35 +154,25 @@ class LatencyCheck(Check):
         metrics: dict[str, Metric] = {}
         details = {"batch_sizes": list(c.batch_sizes), "n_texts": len(self.sample),
                    "n_batches": c.n_batches, "warmup": c.warmup, "per_batch_ms": {}}
-
-        def metric(value, *, n=None, higher=False):
-            return Metric(value=value, n=n, higher_is_better=higher, machine_dependent=True)
-
-        n = len(self.sample)
-        for b in c.batch_sizes:
-            idx = batch_windows(n, b, c.warmup + c.n_batches)
-            secs = []
-            for j, row in enumerate(idx):
-                s = timer([self.sample[i] for i in row])
-                if j >= c.warmup:
-                    secs.append(s)
-            st = latency_stats(np.array(secs), b)
-            metrics[f"texts_per_second_b{b}"] = metric(st["texts_per_second"],
-                                                       n=len(secs) * b, higher=True)
-            metrics[f"p50_ms_b{b}"] = metric(st["p50_ms"], n=len(secs))
-            metrics[f"p95_ms_b{b}"] = metric(st["p95_ms"], n=len(secs))
-            details["per_batch_ms"][str(b)] = [round(s * 1000, 3) for s in secs]
-        top = max(c.batch_sizes)
-        metrics = {"texts_per_second": metric(metrics[f"texts_per_second_b{top}"].value,
-                                              n=metrics[f"texts_per_second_b{top}"].n,
-                                              higher=True), **metrics}
+        with torch_threads(c.threads) as used:
+            details["torch_threads"] = used
+            for b in c.batch_sizes:
+                secs = self._time_batches(timer, b)
+                st = latency_stats(secs, b)
+                metrics[f"texts_per_second_b{b}"] = _metric(st["texts_per_second"],
+                                                            n=len(secs) * b, higher=True)
+                metrics[f"p50_ms_b{b}"] = _metric(st["p50_ms"], n=len(secs))
+                metrics[f"p95_ms_b{b}"] = _metric(st["p95_ms"], n=len(secs))
+                details["per_batch_ms"][str(b)] = [round(x * 1000, 3) for x in secs]
+        top = metrics[f"texts_per_second_b{max(c.batch_sizes)}"]
+        metrics = {"texts_per_second": _metric(top.value, n=top.n, higher=True), **metrics}
         load = getattr(encoder, "load_seconds", None)
-        metrics["load_seconds"] = metric(None if load is None else float(load))
-        metrics["peak_rss_mb"] = metric(peak_rss_mb())
+        metrics["load_seconds"] = _metric(None if load is None else float(load))
+        metrics["peak_rss_mb"] = _metric(peak_rss_mb())
         res = self.result(metrics, details=details)
         res.machine_dependent = True
         return res
 
 
 __all__ = ["LatencyCheck", "LatencyConfig", "batch_windows", "latency_stats", "make_timer",
-           "peak_rss_mb"]
+           "peak_rss_mb", "torch_threads"]
