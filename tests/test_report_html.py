@@ -358,10 +358,11 @@ def test_markdown_tables_escaped_and_complete():
 
     run = synthetic_run()
     run.results["minilm"]["stsb"].metrics["cosine_pearson"] = _metric(0.5)
-    run.results["minilm"]["news20"].details["note"] = "a | b"
+    run.datasets["stsb"]["checksum"] = "sha256:a|b"  # a cell holding a pipe
     md = render_markdown([run])
     assert "<script>" not in md and "data:" not in md and "<img" not in md
-    assert "lsa&lt;script&gt;alert(1)&lt;/script&gt;" in md
+    assert "lsa&lt;script>alert(1)&lt;/script>" in md  # no tag can open
+    assert "sha256:a\\|b" in md
     # every table row has the header's number of cells (no cell broke the table)
     for block in re.findall(r"((?:^\|.*\|$\n?)+)", md, flags=re.M):
         rows = [r for r in block.strip().split("\n")]
@@ -371,7 +372,7 @@ def test_markdown_tables_escaped_and_complete():
     assert "❌ fail" in md and "⚠️ warn" in md and "✅ pass" in md
     assert "stsb.cosine_spearman" in md and "< 0.001" not in md  # '<' escaped
     assert "&lt; 0.001" in md
-    assert "## Run metadata" in md and "sha256:abc" in md
+    assert "## Run metadata" in md and "sha256:def" in md
 
 
 def test_write_run_reports_and_index(tmp_path):

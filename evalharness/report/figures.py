@@ -118,9 +118,9 @@ def grouped_bars(groups: Sequence[dict], series: Sequence[str], *, title: str,
                     ax.annotate(mark, (pos[j], top), xytext=(0, 2 if vals[j] >= 0 else -12),
                                 textcoords="offset points", ha="center", fontsize=12,
                                 fontweight="bold")
+        tilt = len(groups) > 7 or (len(groups) > 4 and len(series) < 3)
         ax.set_xticks(x, [short(g["label"], 32) for g in groups],
-                      rotation=20 if len(groups) > 4 else 0, ha="right" if len(groups) > 4
-                      else "center")
+                      rotation=20 if tilt else 0, ha="right" if tilt else "center")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         if lows and min(lows) >= 0:
@@ -128,7 +128,8 @@ def grouped_bars(groups: Sequence[dict], series: Sequence[str], *, title: str,
         ax.axhline(0, color="#444", linewidth=0.8)
         ax.legend(title="encoder", loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
-    return _render(draw, max(6.0, 1.1 * len(groups) * max(1, len(series)) * 0.55 + 2.5), 3.6)
+    width = min(13.0, max(6.0, 0.6 * len(groups) * max(1, len(series)) + 2.5))
+    return _render(draw, width, 3.8)
 
 
 # --------------------------------------------------------------------------- intrinsic

@@ -33,8 +33,10 @@ def fmt(v: Any, digits: int = 4) -> str:
             return "–"
         if v.is_integer() and abs(v) >= 10:  # counts (components, ranks) stay counts
             return f"{int(v):,}"
-        if v != 0 and (abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e6):
-            return f"{v:.{digits - 1}e}"
+        if abs(v) < 1e-12:  # float noise around zero
+            return f"{0.0:.{digits}f}"
+        if abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e6:
+            return f"{v:.{digits - 2}e}"
         return f"{v:.{digits}f}"
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(fmt(x, digits) for x in v) + "]"
@@ -324,10 +326,14 @@ def metadata(run: RunResults, label: str) -> dict:
     for name, d in run.datasets.items():
         d = d or {}
         rows = d.get("rows")
+        known = {"split", "rows", "checksum", "layout", "origin", "path"}
+        sizes = " · ".join(f"{k} {fmt(v)}" for k, v in d.items()
+                           if k not in known and isinstance(v, (int, float, str)))
         datasets.append({"name": name, "split": fmt(d.get("split")) if d.get("split") else "–",
                          "rows": fmt(rows) if rows is not None else "–",
                          "checksum": str(d.get("checksum") or "–"),
-                         "source": str(d.get("layout") or d.get("origin") or "")})
+                         "source": str(d.get("layout") or d.get("origin") or ""),
+                         "sizes": sizes, "path": str(d.get("path") or "")})
     encoders = []
     for eid, rec in run.encoders.items():
         extra = rec.model_extra or {}

@@ -15,7 +15,7 @@ ICON = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail"}
 def esc(text) -> str:
     """One table cell: Markdown/HTML specials escaped, newlines flattened."""
     s = str(text).replace("\r", " ").replace("\n", " ")
-    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = s.replace("&", "&amp;").replace("<", "&lt;")  # no tag or entity can start
     s = re.sub(r"([\\`*|])", r"\\\1", s)
     return s.replace("](", "]\\(")
 
