@@ -44,7 +44,6 @@ from evalharness.errors import UserError
 from evalharness.results import Metric
 from evalharness.tasks.base import Component, ComponentConfig, TextNeed
 
-PROTOCOLS = ("linear-probe", "mteb-fewshot", "knn")
 DEFAULT_MAX_ITER = {"linear-probe": 1000, "mteb-fewshot": 100, "knn": None}
 
 
