@@ -123,3 +123,16 @@ def test_hf_mean_pooling_equals_sentence_transformers(minilm, shared_data):
     st = minilm.encode(texts, role="text")
     hf = enc("hf:minilm?pooling=mean&normalize=true&batch_size=16").encode(texts, role="text")
     np.testing.assert_allclose(hf, st, atol=1e-5)
+
+
+def test_count_tokens_exact_where_it_decides_truncation(minilm):
+    from evalharness.encoders.base import count_tokens
+
+    tok = minilm.model.tokenizer
+    texts = ["short text", "word " * 300, "x" * 5000, "supercalifragilistic" * 400, ""]
+    full = np.array([len(x) for x in tok(texts, truncation=False)["input_ids"]])
+    got = count_tokens(tok, texts, 256, chars_per_token=4)
+    np.testing.assert_array_equal(got > 256, full > 256)
+    short = [i for i, t in enumerate(texts) if len(t) <= 4 * 258]
+    np.testing.assert_array_equal(got[short], full[short])
+    assert (got <= full).all()

@@ -114,3 +114,33 @@ def check_output(name: str, out, n_expected: int, dim: int | None, *, offset: in
         bad = int(np.argmin(finite))
         raise EncoderError(name, "output contains NaN or inf", row=offset + bad)
     return arr
+
+
+def count_tokens(tokenizer, texts: list[str], max_len: int | None,
+                 chars_per_token: int = 32) -> "np.ndarray":
+    """Token counts (with special tokens), exact wherever they decide truncation.
+
+    A text longer than ``chars_per_token * (max_len + 2)`` characters is first counted on
+    that prefix: if the prefix alone exceeds ``max_len`` the text is truncated and the
+    prefix count (a lower bound) is returned; only otherwise is the whole text tokenized.
+    This avoids tokenizing megabytes of text that the model never sees.
+    """
+    import logging
+
+    log = logging.getLogger("transformers.tokenization_utils_base")
+    level = log.level
+    log.setLevel(logging.ERROR)  # "sequence length is longer than ..." is what we measure
+    try:
+        limit = None if max_len is None else chars_per_token * (max_len + 2)
+        clipped = [t if limit is None or len(t) <= limit else t[:limit] for t in texts]
+        ids = tokenizer(clipped, add_special_tokens=True, truncation=False)["input_ids"]
+        out = np.array([len(x) for x in ids], dtype=np.int64)
+        if limit is not None:
+            redo = [i for i, t in enumerate(texts) if len(t) > limit and out[i] <= max_len]
+            if redo:
+                full = tokenizer([texts[i] for i in redo], add_special_tokens=True,
+                                 truncation=False)["input_ids"]
+                out[redo] = [len(x) for x in full]
+        return out
+    finally:
+        log.setLevel(level)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
+from evalharness.encoders.base import EncoderBase, TorchOptions, count_tokens, fingerprint_of
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 
@@ -126,5 +126,4 @@ class HFEncoder(EncoderBase):
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         self.load()
-        enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-        return np.array([len(x) for x in enc])
+        return count_tokens(self.tokenizer, list(texts), self.max_length)

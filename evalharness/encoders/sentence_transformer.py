@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
+from evalharness.encoders.base import EncoderBase, TorchOptions, count_tokens, fingerprint_of
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 
@@ -41,7 +41,8 @@ class SentenceTransformerEncoder(EncoderBase):
             model = model.to(torch_dtype(self.options.dtype))
         model.eval()
         self.model = model
-        self._dim = model.get_sentence_embedding_dimension()
+        self._dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
+                     else model.get_sentence_embedding_dimension())
 
     @property
     def effective_max_seq_length(self) -> int | None:
@@ -71,8 +72,6 @@ class SentenceTransformerEncoder(EncoderBase):
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Token counts (with special tokens), to report truncation by max_seq_length."""
         self.load()
-        tok = self.model.tokenizer
-        enc = tok(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
-        return np.array([len(x) for x in enc])
+        return count_tokens(self.model.tokenizer, list(texts), self.model.max_seq_length)
 
 
