@@ -201,8 +201,12 @@ def build_suite(data: dict, locs: Locations | None = None, *, source: str = "<su
 
     from evalharness.encoders.spec import parse_encoder_entry
 
-    for eid, raw in suite.encoders.items():
-        parse_encoder_entry(eid, raw, source=source, line=line_of(locs, ("encoders", eid)))
+    specs = {eid: parse_encoder_entry(eid, raw, source=source,
+                                      line=line_of(locs, ("encoders", eid)))
+             for eid, raw in suite.encoders.items()}
+    from evalharness.encoders.variants import check_bases
+
+    check_bases(specs, source=source)
 
     parsed = []
     for item, src, line in thresholds:

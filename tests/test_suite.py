@@ -107,3 +107,9 @@ def test_cli_bad_argument_exit_2(capsys):
 def test_missing_suite_file(tmp_path, capsys):
     assert main(["validate", str(tmp_path / "nope.yaml")]) == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_validate_catches_unknown_variant_base(tmp_path):
+    e = _err(tmp_path, TINY_SUITE.replace("  rnd: random?dim=16&seed=0",
+                                          "  rnd: random?dim=16&seed=0\n  small: {base: rdn, truncate_dim: 8}"))
+    assert "base 'rdn'" in str(e) and "did you mean 'rnd'" in str(e)

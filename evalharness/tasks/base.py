@@ -27,11 +27,16 @@ class EncoderContext:
     """What a component may know about the encoder besides vectors (never the model)."""
 
     def __init__(self, name: str, dim: int | None = None, token_lengths=None,
-                 max_seq_length: int | None = None):
+                 max_seq_length: int | None = None, timer=None,
+                 load_seconds: float | None = None):
         self.name = name
         self.dim = dim
         self.token_lengths = token_lengths  # callable(texts) -> lengths, or None
         self.max_seq_length = max_seq_length
+        # the one sanctioned encoder call, for the latency check only: timer(texts, ...)
+        # encodes outside the cache and returns seconds (None where it cannot time)
+        self.timer = timer
+        self.load_seconds = load_seconds
 
 
 class Component:
