@@ -18,46 +18,13 @@ from sklearn.metrics import v_measure_score
 
 from evalharness.data.local import load_labelled
 from evalharness.data.resolve import DatasetResolver
-from evalharness.embeddings.planner import Vectors
 from evalharness.tasks.base import EncoderContext
 from evalharness.tasks.classification import ClassificationTask
 from evalharness.tasks.clustering import ClusteringTask
 
+from mteb_helpers import PrecomputedEncoder, lookup_vectors
+
 pytestmark = pytest.mark.integration
-
-
-class PrecomputedEncoder:
-    """mteb EncoderProtocol that looks vectors up by text (no model call)."""
-
-    def __init__(self, lookup):
-        self.lookup = lookup
-
-    def encode(self, inputs, *, task_metadata=None, hf_split=None, hf_subset=None,
-               prompt_type=None, **kwargs):
-        rows = []
-        for batch in inputs:
-            rows.extend(self.lookup[t] for t in batch["text"])
-        return np.vstack(rows)
-
-    def similarity(self, a, b):
-        a = a / np.linalg.norm(a, axis=1, keepdims=True)
-        b = b / np.linalg.norm(b, axis=1, keepdims=True)
-        return a @ b.T
-
-    def similarity_pairwise(self, a, b):
-        a = a / np.linalg.norm(a, axis=1, keepdims=True)
-        b = b / np.linalg.norm(b, axis=1, keepdims=True)
-        return (a * b).sum(axis=1)
-
-    @property
-    def mteb_model_meta(self):
-        return None
-
-
-def lookup_vectors(lookup) -> Vectors:
-    texts = list(lookup)
-    return Vectors(lambda role: "any",
-                   {"any": ({t: i for i, t in enumerate(texts)}, np.vstack(list(lookup.values())))})
 
 
 def write_subset(folder, split, data, rows):

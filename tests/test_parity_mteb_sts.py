@@ -8,39 +8,12 @@ import numpy as np
 import pytest
 
 from evalharness.data.local import load_pairs
-from evalharness.embeddings.planner import Vectors
 from evalharness.tasks.base import EncoderContext
 from evalharness.tasks.sts import STSTask
 
+from mteb_helpers import PrecomputedEncoder, lookup_vectors
+
 pytestmark = pytest.mark.integration
-
-
-class PrecomputedEncoder:
-    """mteb EncoderProtocol that looks vectors up by text (no model call)."""
-
-    def __init__(self, lookup):
-        self.lookup = lookup
-
-    def encode(self, inputs, *, task_metadata=None, hf_split=None, hf_subset=None,
-               prompt_type=None, **kwargs):
-        rows = []
-        for batch in inputs:
-            rows.extend(self.lookup[t] for t in batch["text"])
-        return np.vstack(rows)
-
-    def similarity(self, a, b):
-        a = a / np.linalg.norm(a, axis=1, keepdims=True)
-        b = b / np.linalg.norm(b, axis=1, keepdims=True)
-        return a @ b.T
-
-    def similarity_pairwise(self, a, b):
-        a = a / np.linalg.norm(a, axis=1, keepdims=True)
-        b = b / np.linalg.norm(b, axis=1, keepdims=True)
-        return (a * b).sum(axis=1)
-
-    @property
-    def mteb_model_meta(self):
-        return None
 
 
 class _Resolver:
@@ -65,14 +38,7 @@ def test_sts_spearman_equals_mteb(shared_data, minilm_embed, name, mteb_task):
     task = STSTask("sts", STSTask.Config(type="sts", dataset=name, bootstrap=0),
                    _Resolver(data))
 
-    class _V(Vectors):
-        def __init__(self):
-            pass
-
-        def get(self, role, ts):
-            return np.vstack([lookup[t] for t in ts])
-
-    ours = task.evaluate(_V(), EncoderContext("minilm")).metrics
+    ours = task.evaluate(lookup_vectors(lookup), EncoderContext("minilm")).metrics
 
     # mteb, same data and vectors
     mt = mteb.get_task(mteb_task)
