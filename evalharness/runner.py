@@ -147,23 +147,16 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
             rec.dim = vectors.dim or encoder.dim
             log(f"{eid}: {stats.misses} texts encoded, {stats.hits} from cache "
                 f"({rec.seconds['encode']:.1f}s)")
-        except EvalHarnessError as exc:
-            rec.error = str(exc)
-            errors.append(str(exc))
-            exit_codes.append(exc.exit_code)
-            log(f"{eid}: FAILED: {exc}")
-            del encoder
-            pool.release(eid)
-            gc.collect()
-            continue
         except Exception as exc:  # an encoder crashing is an encoder failure, not ours
-            err = EncoderError(eid, f"{type(exc).__name__}: {exc}")
+            err = exc if isinstance(exc, EvalHarnessError) else \
+                EncoderError(eid, f"{type(exc).__name__}: {exc}")
             rec.error = str(err)
-            rec.traceback = traceback.format_exc(limit=8)
+            if err is not exc:
+                rec.traceback = traceback.format_exc(limit=8)
             errors.append(str(err))
-            exit_codes.append(3)
+            exit_codes.append(err.exit_code)
             log(f"{eid}: FAILED: {err}")
-            del encoder
+            encoder = None
             pool.release(eid)
             gc.collect()
             continue

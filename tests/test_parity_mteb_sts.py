@@ -4,7 +4,6 @@ instead of a Hub download, and an encoder that serves the precomputed MiniLM vec
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from evalharness.data.local import load_pairs

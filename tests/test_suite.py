@@ -10,7 +10,7 @@ from evalharness.cli import main
 from evalharness.errors import UserError
 from evalharness.suite import load_suite
 
-from helpers import TINY_SUITE, make_sts, write_suite
+from helpers import TINY_SUITE, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 

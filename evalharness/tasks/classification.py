@@ -243,7 +243,6 @@ class ClassificationTask(Component):
                        seed=self.seed)
 
     def evaluate(self, vectors, encoder):
-        cfg = self.config
         x_test = vectors.get("text", self.test_texts)
         if self.cross_validation:
             preds, converged = None, []
