@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from scipy.stats import rankdata
 
 
 def _rowwise_pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -28,6 +27,8 @@ def _pearson(gold, pred):
 
 
 def _spearman(gold, pred):
+    from scipy.stats import rankdata  # lazy: keeps CLI start-up fast
+
     return _rowwise_pearson(rankdata(gold, axis=-1), rankdata(pred, axis=-1))
 
 

@@ -199,7 +199,7 @@ def test_synonyms_come_from_wordnet():
                 assert "_" not in new
                 lemmas = {lem.lower() for s in wn.synsets(old.lower()) for lem in s.lemma_names()}
                 assert new.replace(" ", "_").lower() in lemmas, (old, new)
-                assert old.lower() not in P.STOPWORDS
+                assert old.lower() not in P.stopwords()
                 if old[0].isupper():
                     assert new[0].isupper()
     assert changed >= 20

@@ -42,6 +42,8 @@ the front ("The", "A") is lower-cased.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import math
 import re
@@ -85,13 +87,12 @@ def _qwerty_neighbours() -> dict[str, str]:
 QWERTY = _qwerty_neighbours()
 
 
-def _stopwords() -> frozenset[str]:
+@functools.lru_cache(maxsize=1)
+def stopwords() -> frozenset[str]:
+    """scikit-learn's English stop words (imported on first use: fast CLI start-up)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return frozenset(ENGLISH_STOP_WORDS)
-
-
-STOPWORDS = _stopwords()
 
 
 # tokens ---------------------------------------------------------------------------------
@@ -180,7 +181,7 @@ def _fix_sentence_case(tok: Tokens, first_core_before: str | None) -> None:
     for i in words[1:]:
         c = tok.core[i]
         title = c[:1].isupper() and (len(c) == 1 or c[1:].islower())
-        if c == first_core_before and title and c.lower() in STOPWORDS and c != "I":
+        if c == first_core_before and title and c.lower() in stopwords() and c != "I":
             tok.core[i] = c.lower()
             break
 
@@ -303,7 +304,7 @@ class SynonymSource:
         if low in self._cache:
             return self._cache[low]
         out: tuple[str, ...] = ()
-        if low.isalpha() and len(low) > 1 and low not in STOPWORDS:
+        if low.isalpha() and len(low) > 1 and low not in stopwords():
             bases = {low}
             for pos in self.POS:  # every base form morphy finds ("men" -> men, man)
                 bases.update(b.lower() for b in self.wn._morphy(low, pos))

@@ -15,7 +15,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.metrics import roc_auc_score
 
 from evalharness.checks.base import Check, CheckConfig, sample_pairs, unit_rows
 from evalharness.errors import UserError
@@ -34,6 +33,8 @@ def pair_cosines(x: np.ndarray, i: np.ndarray, j: np.ndarray, *,
 
 def separation_scores(cos: np.ndarray, same: np.ndarray) -> dict[str, float]:
     """Means, margin and ROC-AUC of intra (``same``) vs inter pair cosines."""
+    from sklearn.metrics import roc_auc_score  # lazy: keeps CLI start-up fast
+
     same = np.asarray(same, dtype=bool)
     intra, inter = cos[same], cos[~same]
     if not len(intra) or not len(inter):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
 
 from evalharness.tasks.base import Component, ComponentConfig, TextNeed, cosine_rows
 
@@ -16,6 +15,8 @@ class STSConfig(ComponentConfig):
 
 def sts_scores(gold: np.ndarray, cosine: np.ndarray) -> dict[str, float]:
     """The field's definition (as in MTEB): Spearman and Pearson of cosine vs gold."""
+    from scipy.stats import pearsonr, spearmanr
+
     return {"cosine_spearman": float(spearmanr(gold, cosine).statistic),
             "cosine_pearson": float(pearsonr(gold, cosine).statistic)}
 
