@@ -34,13 +34,26 @@ class BaseOptions(BaseModel):
     text_prefix: str = ""
 
 
+# Texts per forward pass on CPU. Measured on 2 cores with MiniLM over length-sorted
+# texts: batches of 4-8 beat 32 by ~20% on long texts (20 Newsgroups) and ~10% on short
+# ones (AG News), since padding and attention cost grow with batch length spread.
+CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 32
+
+
 class TorchOptions(BaseOptions):
+    batch_size: int | None = Field(None, ge=1,
+                            description="default: 8 on CPU, 32 on an accelerator")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_seq_length: int | None = Field(None, ge=1)
     normalize: bool = False
     device: str = "cpu"
     revision: str | None = None
     trust_remote_code: bool = False
+
+    def model_post_init(self, __context) -> None:
+        if self.batch_size is None:
+            self.batch_size = CPU_BATCH_SIZE if self.device == "cpu" else GPU_BATCH_SIZE
 
 
 def fingerprint_of(*parts) -> str:
