@@ -197,6 +197,8 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", default="reports/bench/suite.json")
     p.add_argument("--skip-mteb", action="store_true")
+    p.add_argument("--sides", default="floor,cold,warm,cold_tasks,mteb",
+                   help="re-measure only these sides; the others are kept from --out")
     p.add_argument("--child", nargs=2, metavar=("KIND", "ARGS"), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.child:
@@ -213,20 +215,33 @@ def main(argv=None) -> int:
         texts = plan_texts(Path(a.suite), data_dir)
         (work / "texts.json").write_text(json.dumps(texts))
         print(f"bench: {len(texts)} unique texts in {a.suite}; data {data_dir}", file=sys.stderr)
-        sides = {}
-        sides["floor"] = run_child("floor", {"texts": str(work / "texts.json")})
-        common = {"suite": str(suite)}
+        wanted = set(a.sides.split(","))
+        if a.skip_mteb:
+            wanted.discard("mteb")
+        previous = {}
+        if Path(a.out).exists() and wanted != {"floor", "cold", "warm", "cold_tasks", "mteb"}:
+            previous = json.loads(Path(a.out).read_text()).get("sides", {})
         if data_dir:
             os.environ["EVALHARNESS_DATA"] = data_dir
-        sides["cold"] = run_child("evalharness", {**common, "cache": str(work / "c1"),
-                                                  "out": str(work / "r1")})
-        sides["warm"] = run_child("evalharness", {**common, "cache": str(work / "c1"),
-                                                  "out": str(work / "r2")})
-        sides["cold_tasks"] = run_child("evalharness", {**common, "cache": str(work / "c2"),
-                                                        "out": str(work / "r3"),
-                                                        "only": MTEB_TASKS})
-        if not a.skip_mteb:
-            sides["mteb"] = run_child("mteb", {"data": data_dir})
+        common = {"suite": str(suite)}
+        plan = {
+            "floor": lambda: run_child("floor", {"texts": str(work / "texts.json")}),
+            "cold": lambda: run_child("evalharness", {**common, "cache": str(work / "c1"),
+                                                      "out": str(work / "r1")}),
+            "warm": lambda: run_child("evalharness", {**common, "cache": str(work / "c1"),
+                                                      "out": str(work / "r2")}),
+            "cold_tasks": lambda: run_child("evalharness", {**common, "cache": str(work / "c2"),
+                                                            "out": str(work / "r3"),
+                                                            "only": MTEB_TASKS}),
+            "mteb": lambda: run_child("mteb", {"data": data_dir}),
+        }
+        sides = {}
+        for name, fn in plan.items():
+            if name in wanted or (name == "warm" and "cold" in wanted):
+                sides[name] = fn()  # warm needs the cache its cold run filled
+                sides[name]["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            elif name in previous:
+                sides[name] = previous[name]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
