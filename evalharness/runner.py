@@ -119,6 +119,13 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
     exit_codes = [0]
     errors: list[str] = []
 
+    aside: dict[str, dict[str, object]] = {}  # cross-encoder checks: cid -> eid -> vectors
+    for cid, comp in comps.items():
+        other = getattr(comp, "other_encoder", None)
+        if other and other not in specs:
+            raise UserError(f"check '{cid}' compares with encoder '{other}', which is not an "
+                            "encoder of this run",
+                            hint=registry.suggest(other, specs) or f"encoders: {', '.join(specs)}")
     pool = EncoderPool(specs)  # a base with variants is loaded once, shared with them
     for eid, spec in specs.items():
         rec = EncoderRecord(spec=spec.spec_string())
@@ -168,6 +175,9 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
                              load_seconds=rec.seconds.get("load"))
         t_eval = 0.0
         for cid, comp in comps.items():
+            if getattr(comp, "other_encoder", None):  # compared across encoders, after the loop
+                aside.setdefault(cid, {})[eid] = comp.sample_vectors(vectors)
+                continue
             t0 = time.perf_counter()
             try:
                 res = comp.evaluate(vectors, ctx)
@@ -188,6 +198,24 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
         del encoder, vectors, ctx
         pool.release(eid)
         gc.collect()
+
+    for cid, by_encoder in aside.items():  # checks that compare two encoders' vectors
+        comp = comps[cid]
+        for eid, mine in by_encoder.items():
+            t0 = time.perf_counter()
+            theirs = by_encoder.get(comp.other_encoder)
+            try:
+                if theirs is None:
+                    raise UserError(f"check '{cid}': encoder '{comp.other_encoder}' produced "
+                                    "no vectors (it failed)")
+                res = comp.evaluate_pair(mine, theirs, encoder=eid)
+            except UserError as exc:
+                res = ComponentResult(type=comp.config.type, kind=comp.kind, error=str(exc))
+                if eid != comp.other_encoder:
+                    errors.append(f"{eid}/{cid}: {exc}")
+                    exit_codes.append(2)
+            res.seconds = round(time.perf_counter() - t0, 4)
+            results.results[eid][cid] = res
 
     retention = compute_retention(results, specs)
     if retention:

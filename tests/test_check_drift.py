@@ -88,7 +88,7 @@ def test_domain_auc_is_the_mean_of_fold_aucs():
 
 
 def test_config_needs_a_different_side():
-    with pytest.raises(ValidationError, match="different dataset or split"):
+    with pytest.raises(ValidationError, match="different dataset, split or encoder"):
         DriftConfig(type="drift", dataset="agnews", split="test", other={"split": "test"})
     DriftConfig(type="drift", dataset="agnews", split="train", other={"split": "test"})
     DriftConfig(type="drift", dataset="agnews", other={"dataset": "twentynewsgroups"})
@@ -140,3 +140,59 @@ def test_agnews_train_vs_test_and_vs_stsb_with_minilm(shared_data, minilm_embed)
     assert same["domain_auc"].value < 0.62 and same["mmd_p_value"].value > 0.05
     assert diff["domain_auc"].value > 0.85 and diff["mmd_p_value"].value < 0.01
     assert diff["mean_cosine_distance"].value > same["mean_cosine_distance"].value
+
+
+def test_drift_between_two_encoders_of_one_run(tmp_path):
+    """other: {encoder: ID}: the same texts under two encoders. Identical encoders under
+    two ids do not drift; an encoder whose vectors share a common offset direction
+    (helpers.good_fn) drifts from isotropic random vectors of the same dimension."""
+    import json as _json
+
+    from evalharness.cli import main
+
+    from helpers import make_sts, write_suite
+
+    make_sts(tmp_path / "data")
+    suite = write_suite(tmp_path / "s.yaml", """\
+suite: drift2
+seed: 3
+encoders:
+  a: random?dim=8&seed=0
+  same: random?dim=8&seed=0
+  other: py:helpers:good_fn
+  wide: random?dim=32&seed=0
+checks:
+  drift: {type: drift, dataset: tinysts, other: {encoder: a}, n: null, folds: 2,
+          n_permutations: 99}
+""")
+    code = main(["run", str(suite), "--data-dir", str(tmp_path / "data"),
+                 "-o", str(tmp_path / "out"), "--no-cache"])
+    res = _json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    same, other = res["same"]["drift"], res["other"]["drift"]
+    assert same["metrics"]["mmd_p_value"]["value"] > 0.5
+    assert abs(same["metrics"]["mean_cosine_distance"]["value"]) < 1e-9
+    assert other["metrics"]["domain_auc"]["value"] > 0.9
+    assert other["metrics"]["mmd_p_value"]["value"] <= 0.02
+    assert other["details"]["b"]["encoder"] == "a"
+    assert "share a dimension" in res["wide"]["drift"]["error"]
+    assert res["a"]["drift"]["metrics"] == {}
+    assert "itself" in res["a"]["drift"]["error"]
+    assert code == 2  # the 32-d encoder cannot be compared: bad input, reported
+
+
+def test_drift_other_encoder_must_exist(tmp_path, capsys):
+    from evalharness.cli import main
+
+    from helpers import make_sts, write_suite
+
+    make_sts(tmp_path / "data")
+    suite = write_suite(tmp_path / "s.yaml", """\
+suite: drift3
+encoders:
+  a: random?dim=8
+checks:
+  drift: {type: drift, dataset: tinysts, other: {encoder: b}, n: null, folds: 2}
+""")
+    assert main(["run", str(suite), "--data-dir", str(tmp_path / "data"), "--no-cache",
+                 "-o", str(tmp_path / "out")]) == 2
+    assert "encoder 'b', which is not an encoder of this run" in capsys.readouterr().err

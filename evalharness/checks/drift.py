@@ -22,9 +22,12 @@ length (cosine geometry) and compared by:
 Whether that is "drifted" is a threshold like any other, e.g.
 ``{metric: drift.domain_auc, max: 0.6}`` or ``{metric: drift.mmd_p_value, min: 0.05}``.
 
-Not supported: comparing one dataset under two encoders. The runner evaluates every
-component with the vectors of one encoder at a time, so a check never sees two encoders'
-vectors; that comparison belongs to a cross-run tool (``evalharness compare``), not here.
+One dataset under two encoders that share a dimension (e.g. last month's model and
+today's, or a base and its variant): ``other: {encoder: ID}``. Sample B is then the same
+texts as sample A, embedded by encoder ``ID`` of the same suite. Components never see two
+encoders at once, so the runner keeps these few vectors of every encoder aside and
+evaluates such a check once all encoders have run (``evaluate_pair``); for encoder ``ID``
+itself there is nothing to compare and the result says so.
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class DriftOther(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dataset: DatasetRef | None = Field(None, description="default: the check's dataset")
     split: str | None = Field(None, description="default: the check's split")
+    encoder: str | None = Field(None, description="compare with this encoder's vectors of "
+                                "the same texts (default: the encoder being evaluated)")
 
 
 class DriftConfig(CheckConfig):
@@ -56,8 +61,11 @@ class DriftConfig(CheckConfig):
 
     @model_validator(mode="after")
     def _differs(self):
-        if self.other.dataset is None and self.other.split in (None, self.split):
-            raise ValueError("'other' must name a different dataset or split to compare with")
+        if self.other.encoder is not None:
+            if self.other.dataset is not None or self.other.split is not None:
+                raise ValueError("'other' takes either 'encoder' or 'dataset'/'split'")
+        elif self.other.dataset is None and self.other.split in (None, self.split):
+            raise ValueError("'other' must name a different dataset, split or encoder")
         return self
 
 
@@ -146,9 +154,22 @@ class DriftCheck(Check):
     def metric_names(cls, config) -> list[str]:
         return ["domain_auc", "mmd", "mmd_p_value", "mean_cosine_distance"]
 
+    @property
+    def other_encoder(self) -> str | None:
+        """The encoder whose vectors form sample B (runner: evaluate after all encoders)."""
+        return self.config.other.encoder
+
     def load(self, resolver) -> None:
         c = self.config
         super().load(resolver)
+        if c.other.encoder is not None:
+            a = sample_rows(len(self.data.texts), c.n, self.seed)
+            self.texts_a = self.texts_b = [self.data.texts[i] for i in a]
+            self.other_name = self.dataset_name
+            if len(self.texts_a) < c.folds:
+                raise UserError(f"check '{self.id}': needs at least folds={c.folds} texts "
+                                f"(got {len(self.texts_a)})")
+            return
         other_cfg = c.model_copy(update={"dataset": c.other.dataset or c.dataset,
                                          "split": c.other.split or c.split})
         self.other = load_check_texts(resolver, other_cfg)
@@ -164,10 +185,29 @@ class DriftCheck(Check):
     def needs(self):
         return [TextNeed("text", tuple(self.texts_a)), TextNeed("text", tuple(self.texts_b))]
 
+    def sample_vectors(self, vectors):
+        """The vectors of sample A (what the runner keeps aside for encoder comparisons)."""
+        return vectors.get("text", self.texts_a)
+
     def evaluate(self, vectors, encoder):
+        return self._compare(vectors.get("text", self.texts_a),
+                             vectors.get("text", self.texts_b))
+
+    def evaluate_pair(self, mine, theirs, *, encoder: str):
+        """Sample A under the evaluated encoder against the same texts under ``other.encoder``."""
+        other = self.config.other.encoder
+        if encoder == other:
+            raise UserError(f"check '{self.id}' compares with encoder '{other}' itself")
+        if mine.shape[1] != theirs.shape[1]:
+            raise UserError(f"check '{self.id}': encoders '{encoder}' ({mine.shape[1]}-d) and "
+                            f"'{other}' ({theirs.shape[1]}-d) do not share a dimension")
+        res = self._compare(mine, theirs)
+        res.details["b"]["encoder"] = other
+        return res
+
+    def _compare(self, a, b):
         c = self.config
-        a = unit_rows(vectors.get("text", self.texts_a))
-        b = unit_rows(vectors.get("text", self.texts_b))
+        a, b = unit_rows(a), unit_rows(b)
         aucs = domain_auc(a, b, folds=c.folds, seed=self.seed)
         mmd, p, sigma = mmd_test(a, b, n_permutations=c.n_permutations, seed=self.seed)
         n = len(a) + len(b)
