@@ -51,10 +51,25 @@ def agnews_subset(shared_data, minilm_embed, tmp_path_factory):
     return root, train, test, tr, te, lookup
 
 
-def test_fewshot_classification_equals_mteb(agnews_subset):
+def mteb_news_scores(agnews_subset, *, n_experiments: int, samples_per_label: int) -> dict:
+    """mteb's NewsClassification (AG News) evaluated on our subset and vectors, seed 42."""
     import mteb
     from datasets import Dataset, DatasetDict
 
+    _, train, test, tr, te, lookup = agnews_subset
+    mt = mteb.get_task("NewsClassification")
+    mt.n_experiments, mt.samples_per_label, mt.seed = n_experiments, samples_per_label, 42
+    mt.dataset = {"default": DatasetDict({
+        "train": Dataset.from_dict({"text": [train.texts[i] for i in tr],
+                                    "label": train.labels[tr].tolist()}),
+        "test": Dataset.from_dict({"text": [test.texts[i] for i in te],
+                                   "label": test.labels[te].tolist()})})}
+    mt.data_loaded = True
+    return mt.evaluate(PrecomputedEncoder(lookup), "test",
+                       encode_kwargs={"batch_size": 64})["default"]
+
+
+def test_fewshot_classification_equals_mteb(agnews_subset):
     root, train, test, tr, te, lookup = agnews_subset
     task = ClassificationTask(
         "agnews_fewshot",
@@ -63,16 +78,7 @@ def test_fewshot_classification_equals_mteb(agnews_subset):
         DatasetResolver(root), seed=42)
     ours = task.evaluate(lookup_vectors(lookup), EncoderContext("minilm"))
 
-    mt = mteb.get_task("NewsClassification")  # AG News in mteb
-    mt.n_experiments, mt.samples_per_label, mt.seed = 10, 8, 42
-    mt.dataset = {"default": DatasetDict({
-        "train": Dataset.from_dict({"text": [train.texts[i] for i in tr],
-                                    "label": train.labels[tr].tolist()}),
-        "test": Dataset.from_dict({"text": [test.texts[i] for i in te],
-                                   "label": test.labels[te].tolist()})})}
-    mt.data_loaded = True
-    scores = mt.evaluate(PrecomputedEncoder(lookup), "test",
-                         encode_kwargs={"batch_size": 64})["default"]
+    scores = mteb_news_scores(agnews_subset, n_experiments=10, samples_per_label=8)
 
     per_exp = scores["scores_per_experiment"]
     assert len(per_exp) == 10
@@ -91,9 +97,6 @@ def test_fewshot_classification_equals_mteb(agnews_subset):
 def test_linear_probe_equals_mteb_with_every_train_item(agnews_subset):
     """mteb's protocol with one experiment and no undersampling limit is a linear probe
     on all train items (in shuffled order); ours with the same max_iter agrees."""
-    import mteb
-    from datasets import Dataset, DatasetDict
-
     root, train, test, tr, te, lookup = agnews_subset
     task = ClassificationTask(
         "agnews",
@@ -101,16 +104,7 @@ def test_linear_probe_equals_mteb_with_every_train_item(agnews_subset):
                                   protocol="linear-probe", train_split="train", bootstrap=0),
         DatasetResolver(root), seed=42)
     ours = task.evaluate(lookup_vectors(lookup), EncoderContext("minilm"))
-    mt = mteb.get_task("NewsClassification")
-    mt.n_experiments, mt.samples_per_label, mt.seed = 1, 10**6, 42
-    mt.dataset = {"default": DatasetDict({
-        "train": Dataset.from_dict({"text": [train.texts[i] for i in tr],
-                                    "label": train.labels[tr].tolist()}),
-        "test": Dataset.from_dict({"text": [test.texts[i] for i in te],
-                                   "label": test.labels[te].tolist()})})}
-    mt.data_loaded = True
-    scores = mt.evaluate(PrecomputedEncoder(lookup), "test",
-                         encode_kwargs={"batch_size": 64})["default"]
+    scores = mteb_news_scores(agnews_subset, n_experiments=1, samples_per_label=10**6)
     assert ours.metrics["accuracy"].value == pytest.approx(scores["accuracy"], abs=1e-6)
     assert ours.metrics["macro_f1"].value == pytest.approx(scores["f1"], abs=1e-6)
 
