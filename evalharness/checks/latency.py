@@ -4,10 +4,11 @@ This is the one component that runs the encoder, through a narrow hook the runne
 the :class:`~evalharness.tasks.base.EncoderContext`:
 
 ``encoder_ctx.timer(texts) -> seconds``
-    encodes ``texts`` as ONE batch (the encoder's ``batch_size`` is set to ``len(texts)``
-    for the call) straight through the encoder, never through the embedding cache, applies
-    a variant's output settings (int8/binary/truncation) to the result, and returns the
-    wall-clock seconds. The vectors are discarded.
+    encodes ``texts`` as ONE batch (for the call, the encoder's ``batch_size`` is set to
+    ``len(texts)`` and its token budget ``batch_tokens`` lifted) straight through the
+    encoder, never through the embedding cache, applies a variant's output settings
+    (int8/binary/truncation) to the result, and returns the wall-clock seconds. The
+    vectors are discarded.
 ``encoder_ctx.load_seconds``
     seconds the runner spent in ``encoder.load()`` (for a variant: deriving it from its
     already loaded base, plus loading the base when the variant was the first to need it).
@@ -65,7 +66,10 @@ def make_timer(encoder, transform=None):
         has_bs = opts is not None and "batch_size" in type(opts).model_fields
         try:
             if has_bs:
-                encoder.options = opts.model_copy(update={"batch_size": max(1, len(texts))})
+                one_batch = {"batch_size": max(1, len(texts))}
+                if "batch_tokens" in type(opts).model_fields:  # no token budget split
+                    one_batch["batch_tokens"] = None
+                encoder.options = opts.model_copy(update=one_batch)
             t0 = time.perf_counter()
             out = encoder.encode(texts, role="text")
             if transform is not None:

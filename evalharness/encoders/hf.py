@@ -9,6 +9,7 @@ from typing import Literal
 import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, count_tokens, fingerprint_of
+from evalharness.encoders.batching import model_lengths, token_batches
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 
@@ -108,12 +109,10 @@ class HFEncoder(EncoderBase):
         import torch.nn.functional as F
 
         texts = self.with_prefix(texts, role)
-        order = np.argsort([-len(t) for t in texts], kind="stable")
+        lengths = model_lengths(self.tokenizer, texts, self.max_length)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        bs = self.options.batch_size
         with torch.inference_mode():
-            for start in range(0, len(texts), bs):
-                idx = order[start:start + bs]
+            for idx in token_batches(lengths, self.options.batch_size, self.options.batch_tokens):
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt")
                 batch = {k: v.to(self.options.device) for k, v in batch.items()}

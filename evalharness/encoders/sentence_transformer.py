@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, count_tokens, fingerprint_of
+from evalharness.encoders.batching import model_lengths, token_batches
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 
@@ -58,16 +59,24 @@ class SentenceTransformerEncoder(EncoderBase):
                               o.document_prefix, o.text_prefix)
 
     def encode(self, texts: list[str], *, role: str) -> np.ndarray:
+        """Batches by padded tokens (encoders/batching.py), each run by the model's own
+        ``encode`` so prompts, pooling, normalisation and devices stay its business."""
         self.load()
         import torch
 
+        texts = self.with_prefix(texts, role)
+        lengths = model_lengths(self.model.tokenizer, texts, self.model.max_seq_length)
+        out = None
         with torch.inference_mode():
-            out = self.model.encode(self.with_prefix(texts, role),
-                                    batch_size=self.options.batch_size,
-                                    convert_to_numpy=False, convert_to_tensor=True,
-                                    normalize_embeddings=self.options.normalize,
-                                    show_progress_bar=False)
-        return out.float().cpu().numpy()
+            for idx in token_batches(lengths, self.options.batch_size, self.options.batch_tokens):
+                emb = self.model.encode([texts[i] for i in idx], batch_size=len(idx),
+                                        convert_to_numpy=False, convert_to_tensor=True,
+                                        normalize_embeddings=self.options.normalize,
+                                        show_progress_bar=False).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((len(texts), emb.shape[1]), dtype=np.float32)
+                out[idx] = emb
+        return out if out is not None else np.zeros((0, self.dim or 0), dtype=np.float32)
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Token counts (with special tokens), to report truncation by max_seq_length."""
