@@ -60,7 +60,7 @@ class TorchOptions(BaseOptions):
         on_cpu = self.device == "cpu"
         if self.batch_size is None:
             self.batch_size = CPU_BATCH_SIZE if on_cpu else GPU_BATCH_SIZE
-        if self.batch_tokens is None and on_cpu and "batch_tokens" not in self.model_fields_set:
+        if on_cpu and "batch_tokens" not in self.model_fields_set:  # an explicit null stays
             self.batch_tokens = CPU_BATCH_TOKENS
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from evalharness.encoders.base import count_tokens
+
 
 def token_batches(lengths, batch_size: int, batch_tokens: int | None) -> list[np.ndarray]:
     """Index arrays of the batches, longest texts first.
@@ -43,8 +45,6 @@ def token_batches(lengths, batch_size: int, batch_tokens: int | None) -> list[np
 
 def model_lengths(tokenizer, texts: list[str], max_len: int | None) -> np.ndarray:
     """Tokens per text (special tokens included) after truncation to ``max_len``."""
-    from evalharness.encoders.base import count_tokens
-
     if not texts:
         return np.zeros(0, dtype=np.int64)
     counts = count_tokens(tokenizer, texts, max_len)
