@@ -12,8 +12,10 @@ from pathlib import Path
 
 from evalharness import __version__, registry
 from evalharness.checks.latency import make_timer
+from evalharness.checks.perturb_store import PerturbStore
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.cache import EmbeddingCache
+from evalharness.embeddings.facts import EncoderFacts, LazyLoad
 from evalharness.embeddings.planner import collect, embed
 from evalharness.encoders.spec import EncoderSpec, parse_encoder_entry
 from evalharness.encoders.variants import (EncoderPool, check_bases, embedding_source,
@@ -87,6 +89,19 @@ def build_components(suite: Suite, resolver: DatasetResolver, only: list[str]):
     return comps
 
 
+def lazy_timer(encoder, loader: LazyLoad):
+    """The latency check's ``timer(texts) -> seconds``; loads the model on first use."""
+    built = []
+
+    def timer(texts) -> float:
+        if not built:
+            loader()
+            built.append(make_timer(*timing_target(encoder)))
+        return built[0](texts)
+
+    return timer
+
+
 def new_run_id(suite_name: str) -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-") + suite_name
 
@@ -99,8 +114,11 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
     base_dir = Path(suite.source).parent if suite.source else Path.cwd()
     specs = encoder_specs(suite, opts.encoders)
 
+    cache = None if opts.no_cache else EmbeddingCache(opts.cache_dir)
     t0 = time.perf_counter()
     resolver = DatasetResolver(opts.data_dir, base_dir=base_dir)
+    # derived texts (robustness perturbations) are cached beside the vectors
+    resolver.perturb_store = PerturbStore(cache.root / "perturbed" if cache else None)
     comps = build_components(suite, resolver, opts.only)
     t_data = time.perf_counter() - t0
 
@@ -112,7 +130,6 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
     log(f"plan: {len(comps)} tasks/checks need {len(all_texts)} unique texts "
         f"({', '.join(f'{r}: {len(t)}' for r, t in wanted.items())})")
 
-    cache = None if opts.no_cache else EmbeddingCache(opts.cache_dir)
     results = RunResults(suite=suite.suite, created=created, environment=environment(),
                          datasets={k: v.record() for k, v in resolver.used.items()},
                          thresholds=[t.model_dump(exclude_none=True) for t in suite.thresholds])
@@ -136,15 +153,19 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
             rec.base = spec.target
         try:
             encoder = pool.build(eid)
-            t0 = time.perf_counter()
-            encoder.load()
-            rec.seconds["load"] = round(time.perf_counter() - t0, 4)
+            loader = LazyLoad(encoder)
+            if not getattr(encoder, "defer_load", False):
+                loader()  # torch models wait until a text misses the cache
+            rec.seconds["load"] = round(loader.seconds or 0.0, 4)
             t0 = time.perf_counter()
             encoder.prepare(all_texts)
-            vectors, stats = embed(embedding_source(encoder), wanted, cache)
+            loaded_before = loader.seconds or 0.0
+            vectors, stats = embed(embedding_source(encoder), wanted, cache,
+                                   before_encode=loader)
             if hasattr(encoder, "postprocess"):  # variants: output settings (int8, binary, dim)
                 vectors = encoder.postprocess(vectors)
-            total = time.perf_counter() - t0
+            total = time.perf_counter() - t0 - ((loader.seconds or 0.0) - loaded_before)
+            rec.seconds["load"] = round(loader.seconds or 0.0, 4)
             rec.seconds["plan"] = round(t_plan + total - stats.encode_seconds, 4)
             rec.seconds["encode"] = round(stats.encode_seconds, 4)
             rec.cache = {"hits": stats.hits, "misses": stats.misses}
@@ -168,11 +189,13 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
             gc.collect()
             continue
 
-        # the timer is the one sanctioned encoder call of a component (latency check)
-        ctx = EncoderContext(eid, rec.dim, getattr(encoder, "token_lengths", None),
-                             getattr(encoder, "effective_max_seq_length", None),
-                             timer=make_timer(*timing_target(encoder)),
-                             load_seconds=rec.seconds.get("load"))
+        # what the cache cannot answer (token counts, max_seq_length, the latency check's
+        # timer, which is the one sanctioned encoder call of a component) loads the model
+        facts = EncoderFacts(encoder, rec.fingerprint, cache, loader)
+        ctx = EncoderContext(eid, rec.dim,
+                             facts.token_lengths if facts.has_token_lengths else None,
+                             facts.max_seq_length, timer=lazy_timer(encoder, loader),
+                             load_seconds=facts.load_seconds)
         t_eval = 0.0
         for cid, comp in comps.items():
             if getattr(comp, "other_encoder", None):  # compared across encoders, after the loop
@@ -194,8 +217,10 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
             res.seconds = round(time.perf_counter() - t0, 4)
             t_eval += res.seconds
             results.results[eid][cid] = res
+        t_eval -= (loader.seconds or 0.0) - rec.seconds["load"]  # a load the evaluate stage caused
+        rec.seconds["load"] = round(loader.seconds or 0.0, 4)
         rec.seconds["evaluate"] = round(t_eval, 4)
-        del encoder, vectors, ctx
+        del encoder, vectors, ctx, facts, loader
         pool.release(eid)
         gc.collect()
 

@@ -3,6 +3,8 @@
 Key: (encoder fingerprint, role key, sha256(text)). Layout::
 
     CACHE_DIR/v1/<fingerprint>/<role>/<shard>.npz   # keys: (n, 32) uint8, vecs: (n, dim) f32
+    CACHE_DIR/v1/<fingerprint>/tokens/<shard>.npz   # token counts, (n, 1) f32 (facts.py)
+    CACHE_DIR/v1/<fingerprint>/meta.json            # facts of the model (max_seq_length)
 
 Each write adds one shard, written to a temporary file and renamed into place (atomic);
 a folder with many shards is compacted into one. Loading reads whole arrays, never one
@@ -12,6 +14,7 @@ file per text.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import uuid
@@ -42,6 +45,30 @@ class EmbeddingCache:
 
     def _dir(self, fingerprint: str, role: str) -> Path:
         return self.root / FORMAT / fingerprint / role
+
+    def meta(self, fingerprint: str) -> dict:
+        """Facts about the model of ``fingerprint`` saved by an earlier run ({} if none)."""
+        try:
+            data = json.loads((self.root / FORMAT / fingerprint / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def update_meta(self, fingerprint: str, facts: dict) -> None:
+        current = self.meta(fingerprint)
+        if all(current.get(k) == v for k, v in facts.items()):
+            return
+        folder = self.root / FORMAT / fingerprint
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({**current, **facts}, fh)
+            os.replace(tmp, folder / "meta.json")
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
     def _load_all(self, folder: Path) -> tuple[np.ndarray, np.ndarray] | None:
         for _attempt in range(3):

@@ -68,8 +68,11 @@ def _progress(total: int, desc: str):
 
 
 def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
-          *, chunk_size: int | None = None) -> tuple[Vectors, EmbedStats]:
+          *, chunk_size: int | None = None, before_encode=None) -> tuple[Vectors, EmbedStats]:
     """Vectors for every wanted (role, text); encodes only cache misses.
+
+    ``before_encode``: called before the first miss is encoded (the runner loads the
+    model there, so a run served entirely from the cache loads none).
 
     Roles that the encoder treats identically (``role_key``) share one table, so a text
     needed as a query and as a document is encoded once. Encoded chunks are written to the
@@ -103,6 +106,8 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
         stats.misses += len(miss_idx)
         stats.by_role[key] = {"hits": int(mask.sum()), "misses": int(len(miss_idx))}
         if len(miss_idx):
+            if before_encode is not None:
+                before_encode()
             # longest first: batches of similar length waste little padding
             order = miss_idx[np.argsort([-len(texts[i]) for i in miss_idx], kind="stable")]
             size = chunk_size or max(256, encoder.options.batch_size * 16)

@@ -74,6 +74,9 @@ class EncoderBase:
 
     Options = BaseOptions
     needs_target = False
+    # True: the runner loads the model only when a text misses the cache (or a component
+    # needs what only the model knows); False: loaded before the embed stage
+    defer_load = False
 
     def __init__(self, name: str, target: str | None, options, *, spec_string: str = ""):
         self.name = name

@@ -43,9 +43,25 @@ def token_batches(lengths, batch_size: int, batch_tokens: int | None) -> list[np
     return batches
 
 
-def model_lengths(tokenizer, texts: list[str], max_len: int | None) -> np.ndarray:
-    """Tokens per text (special tokens included) after truncation to ``max_len``."""
+def model_lengths(tokenizer, texts: list[str], max_len: int | None,
+                  memo: dict | None = None) -> np.ndarray:
+    """Tokens per text (special tokens included) after truncation to ``max_len``.
+
+    ``memo``: text -> ``count_tokens`` count, filled here, so that the encoder's
+    ``token_lengths`` (truncation reports) does not tokenize the same texts again.
+    """
     if not texts:
         return np.zeros(0, dtype=np.int64)
     counts = count_tokens(tokenizer, texts, max_len)
+    if memo is not None:
+        memo.update(zip(texts, counts.tolist()))
     return counts if max_len is None else np.minimum(counts, max_len)
+
+
+def memo_counts(tokenizer, texts: list[str], max_len: int | None, memo: dict) -> np.ndarray:
+    """``count_tokens`` of ``texts``, tokenizing only those not yet in ``memo``."""
+    texts = list(texts)
+    todo = list(dict.fromkeys(t for t in texts if t not in memo))
+    if todo:
+        memo.update(zip(todo, count_tokens(tokenizer, todo, max_len).tolist()))
+    return np.fromiter((memo[t] for t in texts), dtype=np.int64, count=len(texts))

@@ -8,8 +8,8 @@ from typing import Literal
 
 import numpy as np
 
-from evalharness.encoders.base import EncoderBase, TorchOptions, count_tokens, fingerprint_of
-from evalharness.encoders.batching import model_lengths, token_batches
+from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
+from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 
@@ -65,6 +65,7 @@ def pool(token_embeddings, attention_mask, mode: str):
 class HFEncoder(EncoderBase):
     Options = HFOptions
     needs_target = True
+    defer_load = True
 
     def __init__(self, name, target, options, *, spec_string=""):
         super().__init__(name, target, options, spec_string=spec_string)
@@ -73,6 +74,7 @@ class HFEncoder(EncoderBase):
         self.model = None
         self.tokenizer = None
         self.max_length = options.max_seq_length
+        self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
 
     def load(self) -> None:
         if self.model is not None:
@@ -109,7 +111,7 @@ class HFEncoder(EncoderBase):
         import torch.nn.functional as F
 
         texts = self.with_prefix(texts, role)
-        lengths = model_lengths(self.tokenizer, texts, self.max_length)
+        lengths = model_lengths(self.tokenizer, texts, self.max_length, self._counts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for idx in token_batches(lengths, self.options.batch_size, self.options.batch_tokens):
@@ -125,4 +127,4 @@ class HFEncoder(EncoderBase):
 
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         self.load()
-        return count_tokens(self.tokenizer, list(texts), self.max_length)
+        return memo_counts(self.tokenizer, texts, self.max_length, self._counts)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalharness.encoders.base import EncoderBase, TorchOptions, count_tokens, fingerprint_of
-from evalharness.encoders.batching import model_lengths, token_batches
+from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
+from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 
@@ -14,11 +14,13 @@ VECTOR_FORMAT = 1  # bump when the way vectors are produced changes
 
 class SentenceTransformerEncoder(EncoderBase):
     Options = TorchOptions
+    defer_load = True
 
     def __init__(self, name, target, options, *, spec_string=""):
         super().__init__(name, target, options, spec_string=spec_string)
         self.path, self.is_local = resolve_model(target)
         self.model = None
+        self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
 
     def load(self) -> None:
         if self.model is not None:
@@ -65,7 +67,8 @@ class SentenceTransformerEncoder(EncoderBase):
         import torch
 
         texts = self.with_prefix(texts, role)
-        lengths = model_lengths(self.model.tokenizer, texts, self.model.max_seq_length)
+        lengths = model_lengths(self.model.tokenizer, texts, self.model.max_seq_length,
+                                self._counts)
         out = None
         with torch.inference_mode():
             for idx in token_batches(lengths, self.options.batch_size, self.options.batch_tokens):
@@ -81,6 +84,7 @@ class SentenceTransformerEncoder(EncoderBase):
     def token_lengths(self, texts: list[str]) -> np.ndarray:
         """Token counts (with special tokens), to report truncation by max_seq_length."""
         self.load()
-        return count_tokens(self.model.tokenizer, list(texts), self.model.max_seq_length)
+        return memo_counts(self.model.tokenizer, texts, self.model.max_seq_length,
+                           self._counts)
 
 

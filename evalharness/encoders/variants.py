@@ -273,11 +273,17 @@ class VariantEncoder:
         else:
             self.source = self.base
 
+    @property
+    def defer_load(self) -> bool:
+        return getattr(self.base, "defer_load", False)
+
     def prepare(self, texts: list[str]) -> None:
         # always: a variant may run before its base, and a fitted base (tfidf-lsa) must
-        # be fitted on the run's texts either way (prepare is idempotent for a text set)
-        self.load()
-        self.source.prepare(texts)
+        # be fitted on the run's texts either way (prepare is idempotent for a text set);
+        # a model-level source is a copy of the base, made after this, so it inherits it
+        if not self.defer_load:
+            self.load()
+        (self.source or self.base).prepare(texts)
 
     @property
     def dim(self) -> int | None:
@@ -332,12 +338,19 @@ class _SourceView:
 
     def __init__(self, variant: VariantEncoder):
         self._variant = variant
-        self._src = variant.source
+
+    @property
+    def _src(self):
+        self._variant.load()  # deferred until something is encoded
+        return self._variant.source
 
     def __getattr__(self, item):
-        if item.startswith("__") or item in ("_variant", "_src"):
+        if item.startswith("_"):  # private state (e.g. the planner's probe of _dim)
             raise AttributeError(item)
         return getattr(self._src, item)
+
+    def load(self) -> None:
+        self._variant.load()
 
     def fingerprint(self) -> str:
         return self._variant.source_fingerprint()
@@ -346,7 +359,7 @@ class _SourceView:
         return self._src.encode(texts, role=role)
 
     def role_key(self, role):
-        return self._src.role_key(role)
+        return self._variant.role_key(role)
 
     @property
     def name(self):
@@ -354,14 +367,14 @@ class _SourceView:
 
     @property
     def dim(self):
-        return self._src.dim
+        v = self._variant
+        return (v.source or v.base).dim
 
 
 def embedding_source(encoder):
     """What the embed stage should call for ``encoder``: itself, or for a variant its
     source under the variant's source fingerprint."""
     if isinstance(encoder, VariantEncoder):
-        encoder.load()
         return _SourceView(encoder)
     return encoder
 

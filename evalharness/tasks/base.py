@@ -24,19 +24,41 @@ class ComponentConfig(BaseModel):
 
 
 class EncoderContext:
-    """What a component may know about the encoder besides vectors (never the model)."""
+    """What a component may know about the encoder besides vectors (never the model).
+
+    ``max_seq_length`` and ``load_seconds`` may be given as zero-argument callables: the
+    runner passes lazy ones, so a run served from the cache loads no model unless a
+    component asks for something only the model knows.
+    """
 
     def __init__(self, name: str, dim: int | None = None, token_lengths=None,
-                 max_seq_length: int | None = None, timer=None,
-                 load_seconds: float | None = None):
+                 max_seq_length=None, timer=None, load_seconds=None):
         self.name = name
         self.dim = dim
         self.token_lengths = token_lengths  # callable(texts) -> lengths, or None
-        self.max_seq_length = max_seq_length
+        self._max_seq_length = max_seq_length
         # the one sanctioned encoder call, for the latency check only: timer(texts, ...)
         # encodes outside the cache and returns seconds (None where it cannot time)
         self.timer = timer
-        self.load_seconds = load_seconds
+        self._load_seconds = load_seconds
+
+    @property
+    def max_seq_length(self) -> int | None:
+        if callable(self._max_seq_length):
+            self._max_seq_length = self._max_seq_length()
+        return self._max_seq_length
+
+    @max_seq_length.setter
+    def max_seq_length(self, value) -> None:
+        self._max_seq_length = value
+
+    @property
+    def load_seconds(self) -> float | None:
+        return self._load_seconds() if callable(self._load_seconds) else self._load_seconds
+
+    @load_seconds.setter
+    def load_seconds(self, value) -> None:
+        self._load_seconds = value
 
 
 class Component:
