@@ -277,3 +277,48 @@ def test_minilm_stsb_200_pairs(shared_data, minilm_embed):
         assert all(s["original"] != s["perturbed"] for s in res.details["samples"][p])
     # a typo of 10% of the words moves MiniLM more than swapping two adjacent words
     assert m["typo_fluctuation"].value > m["swap_fluctuation"].value
+
+
+def test_perturbed_texts_are_cached_and_reused(tmp_path, monkeypatch):
+    """A second load with the same store reads the perturbed texts back (no WordNet, no
+    perturbing); another rate or seed, or a damaged file, computes them again."""
+    import evalharness.checks.robustness as rob
+    from evalharness.checks.perturb_store import PerturbStore, store_key
+
+    make_sts(tmp_path)
+    r = DatasetResolver(tmp_path)
+    r.perturb_store = PerturbStore(tmp_path / "store")
+    first = build(r, dataset="tinysts", perturbations=NO_WN, rate=0.3)
+    assert len(list((tmp_path / "store").glob("*.json"))) == len(NO_WN)
+    calls = []
+    real = rob.perturb
+    monkeypatch.setattr(rob, "perturb", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = build(r, dataset="tinysts", perturbations=NO_WN, rate=0.3)
+    assert calls == [] and again.perturbed == first.perturbed
+    other = build(r, dataset="tinysts", perturbations=["typo"], rate=0.3, seed=7)
+    assert calls and other.perturbed["typo"] == [real("typo", t, 0.3, 7) for t in other.texts]
+    key = store_key("swap", first.texts, 0.3, 42)
+    assert key != store_key("swap", first.texts, 0.2, 42)
+    (tmp_path / "store" / f"{key}.json").write_text("{broken")
+    calls.clear()
+    fixed = build(r, dataset="tinysts", perturbations=["swap"], rate=0.3)
+    assert len(calls) == len(first.texts) and fixed.perturbed["swap"] == first.perturbed["swap"]
+
+
+def test_synonym_texts_from_the_store_need_no_wordnet(tmp_path, monkeypatch):
+    import evalharness.checks.robustness as rob
+    from evalharness.checks.perturb_store import PerturbStore, store_key
+
+    make_sts(tmp_path)
+    r = DatasetResolver(tmp_path)
+    r.perturb_store = store = PerturbStore(tmp_path / "store")
+    texts = build(r, dataset="tinysts", perturbations=["swap"]).texts
+    fake = [t.upper() for t in texts]  # stands for stored synonym output
+    store.put(store_key("synonym", texts, 0.1, 42), "synonym", fake)
+
+    def no_wordnet(*a, **k):
+        raise AssertionError("WordNet must not be read")
+
+    monkeypatch.setattr(rob, "SynonymSource", no_wordnet)
+    chk = build(r, dataset="tinysts", perturbations=["synonym"], rate=0.1)
+    assert chk.perturbed["synonym"] == fake

@@ -46,6 +46,7 @@ from pydantic import Field, field_validator
 
 from evalharness.checks.base import Check, CheckConfig, detect_layout, unique_first, unit_rows
 from evalharness.checks.perturb import PERTURBATIONS, SynonymSource, perturb
+from evalharness.checks.perturb_store import perturbed_texts
 from evalharness.errors import UserError
 from evalharness.results import Metric
 from evalharness.stats import bootstrap_distribution, resample_indices
@@ -196,14 +197,20 @@ class RobustnessCheck(Check):
             raise UserError(f"check '{self.id}': dataset '{cfg.dataset}' has fewer than 2 "
                             f"texts; the robustness check needs at least 2")
         self.perturbed: dict[str, list[str]] = {}
-        source = None
-        for p in cfg.perturbations:
+        store = getattr(resolver, "perturb_store", None)  # the run's cache, if any
+        source = []
+
+        def compute(p):
             kwargs = {}
-            if p == "synonym":
-                source = source or SynonymSource()
-                kwargs["source"] = source
-            self.perturbed[p] = [perturb(p, t, cfg.rate, self.seed, **kwargs)
-                                 for t in self.texts]
+            if p == "synonym":  # WordNet is read only when a synonym list is computed
+                if not source:
+                    source.append(SynonymSource())
+                kwargs["source"] = source[0]
+            return [perturb(p, t, cfg.rate, self.seed, **kwargs) for t in self.texts]
+
+        for p in cfg.perturbations:
+            self.perturbed[p] = perturbed_texts(p, self.texts, cfg.rate, self.seed, store,
+                                                lambda p=p: compute(p))
 
     def needs(self):
         return [TextNeed("text", tuple(self.texts))] + [

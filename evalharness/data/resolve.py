@@ -55,6 +55,7 @@ class DatasetResolver:
                           if allow_hub is None else allow_hub)
         self._cache: dict = {}
         self.used: dict[str, DatasetInfo] = {}
+        self.perturb_store = None  # checks/perturb_store.PerturbStore, set by the runner
 
     def folder(self, ref) -> tuple[str, Path]:
         """(display name, folder) for a dataset name or ``{path: DIR}``."""
