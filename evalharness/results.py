@@ -112,9 +112,44 @@ def _clean(obj):
     return obj
 
 
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def dumps_results(data) -> str:
+    """Indented JSON whose flat lists of scalars (per-item arrays, CIs) sit on one line.
+
+    Same data as ``json.dumps(_clean(data), indent=1)``, but the per-item arrays (most of
+    a run's bytes) go through the C encoder in one piece, which is several times faster
+    than the indenting pure-Python encoder and keeps the file easy to scan.
+    """
+    import math
+    import re
+    import uuid
+
+    token = uuid.uuid4().hex
+    raws: list[str] = []
+
+    def walk(obj):
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else None
+        if isinstance(obj, dict):
+            return {k: walk(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            if obj and all(isinstance(v, _SCALARS) for v in obj):
+                flat = [None if isinstance(v, float) and not math.isfinite(v) else v
+                        for v in obj]
+                raws.append(json.dumps(flat, ensure_ascii=False, allow_nan=False,
+                                       separators=(", ", ": ")))
+                return f"@@{token}-{len(raws) - 1}@@"
+            return [walk(v) for v in obj]
+        return obj
+
+    text = json.dumps(walk(data), indent=1, ensure_ascii=False, allow_nan=False)
+    return re.sub(f'"@@{token}-(\\d+)@@"', lambda m: raws[int(m.group(1))], text)
+
+
 def save_results(results: RunResults, path: str | Path) -> None:
-    data = _clean(results.model_dump(mode="json", exclude_none=False))
-    write_atomic(path, json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    write_atomic(path, dumps_results(results.model_dump(mode="json", exclude_none=False)) + "\n")
 
 
 def load_results(path: str | Path) -> RunResults:

@@ -85,29 +85,39 @@ def resample_counts(idx: np.ndarray, n: int) -> np.ndarray:
     return np.bincount((idx + off).ravel(), minlength=b * n).reshape(b, n)
 
 
+class _TieGroups:
+    """The sort of one array (ascending, stable) and its groups of equal values."""
+
+    def __init__(self, values: np.ndarray):
+        self.order = np.argsort(values, kind="stable")
+        sv = values[self.order]
+        self.starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
+        self.group = np.repeat(np.arange(len(self.starts)),
+                               np.diff(np.r_[self.starts, len(sv)]))
+
+    def ranks(self, counts: np.ndarray) -> np.ndarray:
+        """Average ranks (scipy's ``rankdata`` default) of every item inside each resample,
+        from the items' occurrence counts: an item's rank is the number of resampled values
+        below it plus (copies of its value in the resample + 1) / 2."""
+        per_group = np.add.reduceat(counts[:, self.order], self.starts, axis=1)
+        group_rank = np.cumsum(per_group, axis=1) - per_group + (per_group + 1) / 2.0
+        ranks = np.empty(counts.shape, dtype=np.float64)
+        ranks[:, self.order] = group_rank[:, self.group]
+        return ranks
+
+
 def _weighted_ranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Average ranks (scipy's ``rankdata`` default) of every item inside each resample,
-    from the items' occurrence counts: an item's rank is the number of resampled values
-    below it plus (copies of its value + 1) / 2."""
-    order = np.argsort(values, kind="stable")
-    sv = values[order]
-    starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])  # tie groups in sorted order
-    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(sv)]))
-    per_group = np.add.reduceat(counts[:, order], starts, axis=1).astype(np.float64)
-    group_rank = np.cumsum(per_group, axis=1) - per_group + (per_group + 1) / 2.0
-    ranks = np.empty(counts.shape, dtype=np.float64)
-    ranks[:, order] = group_rank[:, group]
-    return ranks
+    return _TieGroups(np.asarray(values)).ranks(counts)
 
 
-def _spearman_resampled(gold: np.ndarray, pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def _spearman_resampled(gold: np.ndarray, pred: np.ndarray, idx: np.ndarray,
+                        groups: tuple[_TieGroups, _TieGroups] | None = None) -> np.ndarray:
     """``_spearman(gold[idx], pred[idx])`` without materialising and sorting each
     resample: Pearson of the within-resample ranks, weighted by occurrence counts
     (equal to scipy's rankdata + Pearson on the resampled arrays)."""
-    n = len(gold)
-    w = resample_counts(idx, n).astype(np.float64)
-    rx = _weighted_ranks(np.asarray(gold, np.float64), w)
-    ry = _weighted_ranks(np.asarray(pred, np.float64), w)
+    gx, gy = groups or (_TieGroups(np.asarray(gold)), _TieGroups(np.asarray(pred)))
+    w = resample_counts(idx, len(gold)).astype(np.float64)
+    rx, ry = gx.ranks(w), gy.ranks(w)
     total = w.sum(axis=1, keepdims=True)
     rx -= (w * rx).sum(axis=1, keepdims=True) / total
     ry -= (w * ry).sum(axis=1, keepdims=True) / total
@@ -124,7 +134,8 @@ def bootstrap_distribution(name: str, arrays: list[np.ndarray], *, n_boot: int, 
     if idx is None:
         idx = resample_indices(n, n_boot, seed)
     if name == "spearman" and all(not np.isnan(a).any() for a in arrays):
-        return np.concatenate([_spearman_resampled(*arrays, chunk)
+        groups = (_TieGroups(arrays[0]), _TieGroups(arrays[1]))  # sorted once
+        return np.concatenate([_spearman_resampled(*arrays, chunk, groups)
                                for chunk in _chunks(idx, 1_000_000)])
     fn = STATISTICS[name]
     return np.concatenate([fn(*[a[chunk] for a in arrays]) for chunk in _chunks(idx)])

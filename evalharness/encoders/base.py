@@ -157,13 +157,14 @@ def count_tokens(tokenizer, texts: list[str], max_len: int | None,
     try:
         limit = None if max_len is None else chars_per_token * (max_len + 2)
         clipped = [t if limit is None or len(t) <= limit else t[:limit] for t in texts]
-        ids = tokenizer(clipped, add_special_tokens=True, truncation=False)["input_ids"]
+        only_ids = {"return_attention_mask": False, "return_token_type_ids": False}
+        ids = tokenizer(clipped, add_special_tokens=True, truncation=False, **only_ids)["input_ids"]
         out = np.array([len(x) for x in ids], dtype=np.int64)
         if limit is not None:
             redo = [i for i, t in enumerate(texts) if len(t) > limit and out[i] <= max_len]
             if redo:
                 full = tokenizer([texts[i] for i in redo], add_special_tokens=True,
-                                 truncation=False)["input_ids"]
+                                 truncation=False, **only_ids)["input_ids"]
                 out[redo] = [len(x) for x in full]
         return out
     finally:
