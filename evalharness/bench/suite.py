@@ -68,9 +68,8 @@ def child_floor(args) -> dict:
 
 
 def child_evalharness(args) -> dict:
-    import torch
-
-    torch.set_num_threads(int(THREADS))
+    # no torch import here: OMP_NUM_THREADS=2 sets torch's threads when (and only if) the
+    # run loads a model, and a warm run that loads none should not pay for importing it
     from evalharness.cli import main
 
     argv = ["run", args["suite"], "--cache-dir", args["cache"], "-o", args["out"]]
