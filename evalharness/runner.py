@@ -22,6 +22,7 @@ from evalharness.encoders.variants import (EncoderPool, check_bases, embedding_s
                                            timing_target)
 from evalharness.errors import EncoderError, EvalHarnessError, UserError
 from evalharness.gate import evaluate_thresholds, overall_passed
+from evalharness.memory import release_free_memory
 from evalharness.results import ComponentResult, EncoderRecord, RunResults, save_results
 from evalharness.retention import compute_retention
 from evalharness.suite import Suite
@@ -175,6 +176,8 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
             rec.dim = vectors.dim or encoder.dim
             log(f"{eid}: {stats.misses} texts encoded, {stats.hits} from cache "
                 f"({rec.seconds['encode']:.1f}s)")
+            if stats.misses:  # the encode pass's freed activations, before evaluate allocates
+                release_free_memory()
         except Exception as exc:  # an encoder crashing is an encoder failure, not ours
             err = exc if isinstance(exc, EvalHarnessError) else \
                 EncoderError(eid, f"{type(exc).__name__}: {exc}")
@@ -223,6 +226,7 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
         del encoder, vectors, ctx, facts, loader
         pool.release(eid)
         gc.collect()
+        release_free_memory()
 
     for cid, by_encoder in aside.items():  # checks that compare two encoders' vectors
         comp = comps[cid]

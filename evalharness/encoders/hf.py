@@ -12,6 +12,7 @@ from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
+from evalharness.memory import trimmed
 
 Pooling = Literal["cls", "mean", "max", "mean_max"]
 
@@ -114,7 +115,8 @@ class HFEncoder(EncoderBase):
         lengths = model_lengths(self.tokenizer, texts, self.max_length, self._counts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for idx in token_batches(lengths, self.options.batch_size, self.options.batch_tokens):
+            for idx in trimmed(token_batches(lengths, self.options.batch_size,
+                                              self.options.batch_tokens)):
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt")
                 batch = {k: v.to(self.options.device) for k, v in batch.items()}

@@ -8,6 +8,7 @@ from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
+from evalharness.memory import trimmed
 
 VECTOR_FORMAT = 1  # bump when the way vectors are produced changes
 
@@ -71,7 +72,8 @@ class SentenceTransformerEncoder(EncoderBase):
                                 self._counts)
         out = None
         with torch.inference_mode():
-            for idx in token_batches(lengths, self.options.batch_size, self.options.batch_tokens):
+            for idx in trimmed(token_batches(lengths, self.options.batch_size,
+                                              self.options.batch_tokens)):
                 emb = self.model.encode([texts[i] for i in idx], batch_size=len(idx),
                                         convert_to_numpy=False, convert_to_tensor=True,
                                         normalize_embeddings=self.options.normalize,

