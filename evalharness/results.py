@@ -122,7 +122,6 @@ def dumps_results(data) -> str:
     a run's bytes) go through the C encoder in one piece, which is several times faster
     than the indenting pure-Python encoder and keeps the file easy to scan.
     """
-    import math
     import re
     import uuid
 
@@ -130,19 +129,15 @@ def dumps_results(data) -> str:
     raws: list[str] = []
 
     def walk(obj):
-        if isinstance(obj, float):
-            return obj if math.isfinite(obj) else None
         if isinstance(obj, dict):
             return {k: walk(v) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)):
             if obj and all(isinstance(v, _SCALARS) for v in obj):
-                flat = [None if isinstance(v, float) and not math.isfinite(v) else v
-                        for v in obj]
-                raws.append(json.dumps(flat, ensure_ascii=False, allow_nan=False,
+                raws.append(json.dumps(_clean(obj), ensure_ascii=False, allow_nan=False,
                                        separators=(", ", ": ")))
                 return f"@@{token}-{len(raws) - 1}@@"
             return [walk(v) for v in obj]
-        return obj
+        return _clean(obj)
 
     text = json.dumps(walk(data), indent=1, ensure_ascii=False, allow_nan=False)
     return re.sub(f'"@@{token}-(\\d+)@@"', lambda m: raws[int(m.group(1))], text)

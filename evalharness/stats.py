@@ -106,10 +106,6 @@ class _TieGroups:
         return ranks
 
 
-def _weighted_ranks(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    return _TieGroups(np.asarray(values)).ranks(counts)
-
-
 def _spearman_resampled(gold: np.ndarray, pred: np.ndarray, idx: np.ndarray,
                         groups: tuple[_TieGroups, _TieGroups] | None = None) -> np.ndarray:
     """``_spearman(gold[idx], pred[idx])`` without materialising and sorting each
