@@ -11,6 +11,7 @@ from typing import Iterable
 import numpy as np
 
 from evalharness.embeddings.cache import EmbeddingCache, text_digest
+from evalharness.embeddings.engines import Engine, LocalEngine, block_size_for
 from evalharness.encoders.base import check_output
 
 
@@ -48,6 +49,13 @@ class Vectors:
             return m.shape[1]
         return None
 
+    def transform(self, fn) -> "Vectors":
+        """New ``Vectors`` whose matrices are ``fn(list of matrices)``, one per role key,
+        computed together (e.g. int8 codes calibrated over every vector of the run)."""
+        keys = list(self._tables)
+        mats = fn([self._tables[k][1] for k in keys])
+        return Vectors(self._role_key, {k: (self._tables[k][0], m) for k, m in zip(keys, mats)})
+
 
 @dataclass
 class EmbedStats:
@@ -68,7 +76,8 @@ def _progress(total: int, desc: str):
 
 
 def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
-          *, chunk_size: int | None = None, before_encode=None) -> tuple[Vectors, EmbedStats]:
+          *, chunk_size: int | None = None, before_encode=None,
+          engine: Engine | None = None) -> tuple[Vectors, EmbedStats]:
     """Vectors for every wanted (role, text); encodes only cache misses.
 
     ``before_encode``: called before the first miss is encoded (the runner loads the
@@ -78,6 +87,7 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
     needed as a query and as a document is encoded once. Encoded chunks are written to the
     cache as they finish, so an encoder that fails half-way keeps what it computed.
     """
+    engine = engine or LocalEngine()
     stats = EmbedStats()
     by_key: dict[str, dict[str, None]] = {}  # role_key -> unique texts
     for role, texts in wanted.items():
@@ -110,15 +120,15 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
                 before_encode()
             # longest first: batches of similar length waste little padding
             order = miss_idx[np.argsort([-len(texts[i]) for i in miss_idx], kind="stable")]
-            size = chunk_size or max(256, encoder.options.batch_size * 16)
+            size = chunk_size or block_size_for(encoder)
             bar = _progress(len(order), f"{encoder.name} [{key}]")
+            ordered = [texts[i] for i in order]
             t0 = time.perf_counter()
             try:
-                for start in range(0, len(order), size):
-                    idx = order[start:start + size]
-                    chunk = [texts[i] for i in idx]
-                    out = check_output(encoder.name, encoder.encode(chunk, role=role),
-                                       len(chunk), dim, offset=start)
+                for start, stop, raw in engine.encode_blocks(encoder, ordered, role=role,
+                                                             block_size=size):
+                    idx = order[start:stop]
+                    out = check_output(encoder.name, raw, len(idx), dim, offset=start)
                     dim = out.shape[1]
                     if matrix is None:
                         matrix = np.empty((len(texts), dim), dtype=np.float32)
@@ -136,6 +146,6 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
         tables[key] = ({t: i for i, t in enumerate(texts)}, matrix)
     if stats.misses and stats.encode_seconds > 0:
         stats.texts_per_second = stats.misses / stats.encode_seconds
-    if dim is not None and getattr(encoder, "_dim", None) is None:
-        encoder._dim = dim
+    if dim is not None and hasattr(encoder, "observe_dim"):
+        encoder.observe_dim(dim)
     return Vectors(encoder.role_key, tables), stats

@@ -104,6 +104,12 @@ class EncoderBase:
     def dim(self) -> int | None:
         return self._dim
 
+    def observe_dim(self, dim: int) -> None:
+        """The embed stage saw vectors of ``dim`` (e.g. served from the cache before the
+        model was loaded)."""
+        if self._dim is None:
+            self._dim = int(dim)
+
     def load(self) -> None:
         """Load weights (timed as the 'load' stage). Default: nothing to load."""
 

@@ -315,12 +315,7 @@ class VariantEncoder:
         of them). ``vectors`` is the planner's ``Vectors`` of ``source``."""
         if not any(k in self.settings for k in OUTPUT_SETTINGS):
             return vectors
-        from evalharness.embeddings.planner import Vectors
-
-        tables = vectors._tables  # role key -> (text index, matrix)
-        keys = list(tables)
-        mats = apply_output([tables[k][1] for k in keys], self.options)
-        return Vectors(vectors._role_key, {k: (tables[k][0], m) for k, m in zip(keys, mats)})
+        return vectors.transform(lambda mats: apply_output(mats, self.options))
 
     def encode(self, texts: list[str], *, role: str) -> np.ndarray:
         """The Encoder protocol; int8 ranges are calibrated on ``texts`` themselves."""
@@ -354,6 +349,12 @@ class _SourceView:
 
     def fingerprint(self) -> str:
         return self._variant.source_fingerprint()
+
+    def observe_dim(self, dim: int) -> None:
+        """Passed on only to a loaded source: observing must never load a model."""
+        src = self._variant.source
+        if src is not None and hasattr(src, "observe_dim"):
+            src.observe_dim(dim)
 
     def encode(self, texts, *, role):
         return self._src.encode(texts, role=role)

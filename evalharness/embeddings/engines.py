@@ -1,0 +1,56 @@
+"""Engines: who encodes the cache misses of the embed stage.
+
+The embed stage (``planner.embed``) decides *what* to encode: the de-duplicated texts of
+one role key that missed the cache, longest first. An engine decides *where*: it yields
+the vectors of those texts block by block, and the planner validates every block
+(``check_output``), writes it to the cache and places it in the run's matrix. So an
+engine never touches the cache or the metrics, and whatever it delivered before a
+failure or a Ctrl-C is kept.
+
+``local`` (the default) encodes in this process. Another engine (``ray``) plugs in by
+implementing the same two members.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def encode_blocks(self, encoder, texts: list[str], *, role: str,
+                      block_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """Yield ``(start, stop, vectors)``: the vectors of ``texts[start:stop]``.
+
+        Blocks may arrive in any order; together they cover every text exactly once.
+        """
+        ...
+
+    def describe(self) -> dict:
+        """What results.json records about the engine (name, workers, devices)."""
+        ...
+
+
+class LocalEngine:
+    """Encode in this process, one block after another."""
+
+    name = "local"
+
+    def encode_blocks(self, encoder, texts: list[str], *, role: str,
+                      block_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        for start in range(0, len(texts), block_size):
+            stop = min(start + block_size, len(texts))
+            yield start, stop, encoder.encode(texts[start:stop], role=role)
+
+    def describe(self) -> dict:
+        return {"engine": self.name, "workers": 1}
+
+
+def block_size_for(encoder) -> int:
+    """Texts per block handed to the engine (and written to the cache as one shard)."""
+    batch = getattr(getattr(encoder, "options", None), "batch_size", None) or 32
+    return max(256, int(batch) * 16)
