@@ -41,7 +41,7 @@ def is_machine_dependent(comp: ComponentResult | None, metric: Metric | None = N
     """Metrics whose value depends on the machine (timings, throughput) carry
     ``machine_dependent: true`` on the metric or on their component."""
     for obj in (comp, metric):
-        if obj is not None and (obj.model_extra or {}).get("machine_dependent"):
+        if obj is not None and getattr(obj, "machine_dependent", None):
             return True
     return False
 

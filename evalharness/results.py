@@ -15,8 +15,13 @@ from evalharness.errors import UserError
 SCHEMA_VERSION = 1
 
 
-class Metric(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class _Model(BaseModel):
+    # Every field is declared, so a misspelt or ad-hoc field is an error where it is made,
+    # not a silently missing key in results.json.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metric(_Model):
     value: float | None
     ci: list[float] | None = None
     n: int | None = None
@@ -25,11 +30,13 @@ class Metric(BaseModel):
     # for paired comparisons: the statistic and the per-item arrays (in ``items``) it takes
     stat: str | None = None
     inputs: list[str] | None = None
+    # timings and other numbers that depend on the machine, not the encoder alone
+    machine_dependent: bool | None = None
+    k: int | None = None  # spectrum: the number of components behind top_k_variance
 
 
-class ComponentResult(BaseModel):
+class ComponentResult(_Model):
     """The result of one task or check for one encoder."""
-    model_config = ConfigDict(extra="allow")
     type: str
     kind: str = "task"
     seconds: float = 0.0
@@ -39,10 +46,11 @@ class ComponentResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     items: dict[str, list] | None = None
     error: str | None = None
+    traceback: str | None = None
+    machine_dependent: bool | None = None
 
 
-class Verdict(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class Verdict(_Model):
     encoder: str
     metric: str
     op: str
@@ -50,20 +58,37 @@ class Verdict(BaseModel):
     value: float | None
     severity: str
     passed: bool
+    # threshold verdicts judged on a CI bound ("lower"/"upper"); absent: the point value
+    confidence: str | None = None
+    # baseline regressions (op == "regression")
+    baseline: float | None = None
+    baseline_encoder: str | None = None
+    tolerance: float | None = None
+    higher_is_better: bool | None = None
+    delta: float | None = None
+    p_value: float | None = None
+    diff_ci: list[float] | None = None
+    alpha: float | None = None
+    significant: bool | None = None
+    note: str | None = None
 
 
-class EncoderRecord(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class EncoderRecord(_Model):
     spec: str
     fingerprint: str | None = None
     dim: int | None = None
     cache: dict[str, int] = Field(default_factory=lambda: {"hits": 0, "misses": 0})
     seconds: dict[str, float] = Field(default_factory=dict)
     error: str | None = None
+    traceback: str | None = None
+    base: str | None = None  # variants: the id of the base encoder
+    texts_per_second: float | None = None
+    # facts of the model: name, revision, parameters, max_tokens, device, dtype, truncated
+    model: dict[str, Any] | None = None
+    engine: dict[str, Any] | None = None
 
 
-class RunResults(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class RunResults(_Model):
     schema_version: int = SCHEMA_VERSION
     suite: str
     created: str
@@ -75,6 +100,12 @@ class RunResults(BaseModel):
     passed: bool = True
     seconds: dict[str, float] = Field(default_factory=dict)
     thresholds: list[dict] = Field(default_factory=list)
+    # variants: {variant_id: {base, settings, metrics: {TASK.METRIC: {...}}}}
+    retention: dict[str, Any] | None = None
+    # paired comparisons of the first encoder with each other (compare.compare_encoders)
+    comparisons: list[dict[str, Any]] | None = None
+    # the resolved suite: every option of every task/check/encoder, defaults included
+    suite_config: dict[str, Any] | None = None
 
     def metric(self, encoder: str, address: str) -> Metric | None:
         cid, _, name = address.partition(".")

@@ -194,7 +194,7 @@ def test_runner_stores_comparisons_for_multi_encoder_runs(tmp_path):
                     RunOptions(data_dir=str(tmp_path / "data"), output=str(tmp_path / "run"),
                                no_cache=True, log=None))
     saved = load_results(tmp_path / "run" / "results.json")
-    comps = saved.model_extra["comparisons"]
+    comps = saved.comparisons
     assert {c["metric"] for c in comps} == {"sts.cosine_spearman", "sts.cosine_pearson"}
     assert all(c["a"] == "r0" and c["b"] == "r1" and c["n"] == 40 for c in comps)
     assert out.results.comparisons == comps

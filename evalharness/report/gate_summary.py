@@ -32,7 +32,7 @@ def _num(v) -> str:
 
 
 def _bound(v: Verdict) -> str:
-    extra = v.model_extra or {}
+    extra = v.model_dump(exclude_none=True)
     if v.op == "regression":
         arrow = "≥" if extra.get("higher_is_better", True) else "≤"
         return (f"{arrow} {_num(v.threshold)} (baseline {_num(extra.get('baseline'))} "
@@ -43,7 +43,7 @@ def _bound(v: Verdict) -> str:
 
 
 def _value(v: Verdict) -> str:
-    extra = v.model_extra or {}
+    extra = v.model_dump(exclude_none=True)
     out = _num(v.value)
     if v.op == "regression" and extra.get("delta") is not None:
         out += f" ({extra['delta']:+.4f}"

@@ -83,7 +83,7 @@ def _num(v) -> float | None:
 
 
 def _extra(run: RunResults, name: str):
-    return getattr(run, name, None) or (run.model_extra or {}).get(name)
+    return getattr(run, name, None)
 
 
 # --------------------------------------------------------------------------- series
@@ -200,7 +200,7 @@ def gate_rows(run: RunResults) -> list[dict]:
         rows.append({"status": verdict_status(v), "encoder": v.encoder, "metric": v.metric,
                      "value": fmt(_num(v.value)), "threshold": threshold_text(v),
                      "margin": fmt(margin(v)), "severity": v.severity,
-                     "confidence": _get(v.model_extra or {}, "confidence", default="point")})
+                     "confidence": v.confidence or "point"})
     return rows
 
 
@@ -336,7 +336,7 @@ def metadata(run: RunResults, label: str) -> dict:
                          "sizes": sizes, "path": str(d.get("path") or "")})
     encoders = []
     for eid, rec in run.encoders.items():
-        extra = rec.model_extra or {}
+        extra = rec.model_dump(exclude_none=True)
         encoders.append({
             "id": eid, "spec": rec.spec, "dim": fmt(rec.dim) if rec.dim else "–",
             "fingerprint": rec.fingerprint or "–",

@@ -39,7 +39,7 @@ def verdict_name(v: Verdict) -> str:
 
 def verdict_message(v: Verdict) -> str:
     """One line: what was measured against what."""
-    extra = getattr(v, "model_extra", None) or {}
+    extra = v.model_dump(exclude_none=True)
     if v.op == "regression":
         msg = (f"value {_num(v.value)} vs baseline {_num(extra.get('baseline'))} "
                f"(delta {_num(extra.get('delta'))}, allowed down to {_num(v.threshold)}"
