@@ -13,9 +13,10 @@ implementing the same two members.
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, runtime_checkable
+from typing import Iterator, Literal, Protocol, runtime_checkable
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @runtime_checkable
@@ -54,3 +55,27 @@ def block_size_for(encoder) -> int:
     """Texts per block handed to the engine (and written to the cache as one shard)."""
     batch = getattr(getattr(encoder, "options", None), "batch_size", None) or 32
     return max(256, int(batch) * 16)
+
+
+class ExecutionConfig(BaseModel):
+    """``execution:`` of a suite (and ``--engine``/``--ray-address`` on the CLI)."""
+
+    model_config = ConfigDict(extra="forbid")
+    engine: Literal["local", "ray"] = "local"
+    address: str | None = Field(None, description="Ray cluster address ('auto', "
+                                "'ray://host:10001'); none: start a local Ray for the run")
+    actors: int | None = Field(None, ge=1, description="encoder actors (default: one per "
+                               "GPU of the cluster, else 2)")
+    gpus_per_actor: float | None = Field(None, ge=0)
+    cpus_per_actor: float | None = Field(None, gt=0)
+    batch_size: int | None = Field(None, ge=1, description="texts per Ray batch")
+    max_retries: int = Field(3, ge=0, description="restarts of a failed actor / task")
+
+
+def make_engine(config: ExecutionConfig | None) -> Engine:
+    """The engine a run asks for; Ray is imported only here, only when asked for."""
+    if config is None or config.engine == "local":
+        return LocalEngine()
+    from evalharness.embeddings.ray_engine import RayEngine
+
+    return RayEngine(config)
