@@ -142,23 +142,24 @@ def test_hand_computed_metrics(tmp_path):
     assert task.query_ids == ["q1", "q2", "q3"]  # q4 has no qrels row: dropped
     res = task.evaluate(vecs, EncoderContext("toy"))
     items = res.items
-    # q1 ranking: d1 (1.0), d2 (0.8), d3 (0.8, tie: corpus order puts d2 first), d4 (0),
-    #   d5 (-1); grades 1, 0, 2, 0(score-0 row), 3; relevant: d1, d3, d5
+    # ties go as trec_eval orders them: document id descending
+    # q1 ranking: d1 (1.0), d3 (0.8, tie: id "d3" > "d2" puts d3 first), d2 (0.8), d4 (0),
+    #   d5 (-1); grades 1, 2, 0, 0(score-0 row), 3; relevant: d1, d3, d5
     idcg3 = 3 + 2 / log2(3) + 1 / log2(4)
-    q1 = {"ndcg_at_1": 1 / 3, "ndcg_at_3": (1 + 2 / log2(4)) / idcg3,
-          "ndcg_at_10": (1 + 2 / log2(4) + 3 / log2(6)) / idcg3,
+    q1 = {"ndcg_at_1": 1 / 3, "ndcg_at_3": (1 + 2 / log2(3)) / idcg3,
+          "ndcg_at_10": (1 + 2 / log2(3) + 3 / log2(6)) / idcg3,
           "mrr_at_1": 1.0, "mrr_at_3": 1.0, "mrr_at_10": 1.0,
           "recall_at_1": 1 / 3, "recall_at_3": 2 / 3, "recall_at_10": 1.0,
           "precision_at_1": 1.0, "precision_at_3": 2 / 3, "precision_at_10": 3 / 10,
-          "map_at_1": 1 / 3, "map_at_3": (1 + 2 / 3) / 3, "map_at_10": (1 + 2 / 3 + 3 / 5) / 3}
-    # q2 ranking: d4 (1), d2 (0.6), d1 (0), d5 (0, tie: after d1), d3 (-0.6);
-    #   relevant d5 (rank 4) and d3 (rank 5): nothing relevant in the top 3
-    q2 = {"ndcg_at_1": 0.0, "ndcg_at_3": 0.0,
-          "ndcg_at_10": (1 / log2(5) + 1 / log2(6)) / (1 + 1 / log2(3)),
-          "mrr_at_1": 0.0, "mrr_at_3": 0.0, "mrr_at_10": 1 / 4,
-          "recall_at_1": 0.0, "recall_at_3": 0.0, "recall_at_10": 1.0,
-          "precision_at_1": 0.0, "precision_at_3": 0.0, "precision_at_10": 2 / 10,
-          "map_at_1": 0.0, "map_at_3": 0.0, "map_at_10": (1 / 4 + 2 / 5) / 2}
+          "map_at_1": 1 / 3, "map_at_3": (1 + 1) / 3, "map_at_10": (1 + 1 + 3 / 5) / 3}
+    # q2 ranking: d4 (1), d2 (0.6), d5 (0, tie: "d5" > "d1"), d1 (0), d3 (-0.6);
+    #   relevant d5 (rank 3) and d3 (rank 5)
+    q2 = {"ndcg_at_1": 0.0, "ndcg_at_3": (1 / log2(4)) / (1 + 1 / log2(3)),
+          "ndcg_at_10": (1 / log2(4) + 1 / log2(6)) / (1 + 1 / log2(3)),
+          "mrr_at_1": 0.0, "mrr_at_3": 1 / 3, "mrr_at_10": 1 / 3,
+          "recall_at_1": 0.0, "recall_at_3": 1 / 2, "recall_at_10": 1.0,
+          "precision_at_1": 0.0, "precision_at_3": 1 / 3, "precision_at_10": 2 / 10,
+          "map_at_1": 0.0, "map_at_3": (1 / 3) / 2, "map_at_10": (1 / 3 + 2 / 5) / 2}
     # q3: its only judgement has score 0 -> no relevant document -> 0 everywhere
     assert set(res.metrics) == set(RetrievalTask.metric_names(task.config))
     assert items["id"] == ["q1", "q2", "q3"]
@@ -172,8 +173,8 @@ def test_hand_computed_metrics(tmp_path):
     assert res.details["queries_without_relevant"] == 1
     assert res.details["recall_curve"]["k"] == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(res.details["recall_curve"]["recall"],
-                               [(1 / 3) / 3, (1 / 3) / 3, (2 / 3) / 3, (2 / 3 + 1 / 2) / 3,
-                                2 / 3], atol=1e-12)
+                               [(1 / 3) / 3, (2 / 3) / 3, (2 / 3 + 1 / 2) / 3,
+                                (2 / 3 + 1 / 2) / 3, 2 / 3], atol=1e-12)
     dist = res.details["per_query_distribution"]
     assert sum(dist["counts"]) == 3 and dist["zero"] == 1
 

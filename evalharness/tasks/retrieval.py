@@ -3,7 +3,8 @@ Recall@k, MAP@k and P@k with trec_eval's definitions (see ``ir_metrics``).
 
 Queries are encoded with role ``query``, documents with role ``document``. The search is
 chunked (``chunk_mb``), so memory stays within the embeddings plus that budget; ties in
-score are broken by corpus order (see ``search``). Every metric is a mean over queries,
+score are broken as trec_eval breaks them, by document id in descending string order, and
+identical documents always tie (see ``search``). Every metric is a mean over queries,
 with its per-query values kept in ``items`` and a seeded bootstrap CI over queries.
 ``limit`` keeps the first N queries (that have judgements); the corpus is always whole.
 """
@@ -76,7 +77,8 @@ class RetrievalTask(Component):
 
     def search(self, q: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return exact_topk(q, d, max(self.config.k_values),
-                          chunk_bytes=int(self.config.chunk_mb * 2**20), similarity="cosine")
+                          chunk_bytes=int(self.config.chunk_mb * 2**20), similarity="cosine",
+                          doc_ids=self.doc_ids)
 
     def evaluate(self, vectors, encoder):
         q = vectors.get("query", self.query_texts)
@@ -95,7 +97,7 @@ class RetrievalTask(Component):
             "corpus": len(self.doc_ids),
             "k_values": list(self.config.k_values),
             "similarity": "cosine",
-            "tie_break": "corpus order",
+            "tie_break": "document id, descending (trec_eval)",
             "queries_without_relevant": int((ev["n_relevant"] == 0).sum()),
             "recall_curve": {"k": list(range(1, len(ev["recall_curve"]) + 1)),
                              "recall": [float(x) for x in ev["recall_curve"]]},

@@ -5,23 +5,32 @@ chunk budget. It walks blocks of (queries, documents) whose score block plus the
 temporaries of the selection fit in ``chunk_bytes``, keeps a running top-k per query
 and merges each block's top-k into it.
 
-Ties are broken by document order: among equal scores the document that comes first in
-``docs`` ranks first, so for given scores the result depends neither on the block
-layout nor on numpy's selection algorithm. (pytrec_eval, and therefore MTEB, break ties by document id in
-descending string order instead; with real-valued embeddings exact ties only happen
-between identical documents.)
+Ties. Equal scores are ordered by a fixed rank per document, so for given scores the
+result depends neither on the block layout nor on numpy's selection algorithm:
+
+- with ``doc_ids`` (what the retrieval task passes): by document id in *descending*
+  string order, exactly as trec_eval (and therefore pytrec_eval and MTEB) sorts a run:
+  ``comp_sim_docno`` in trec_eval's ``form_res_rels.c`` orders by similarity descending,
+  then ``strcmp(ptr2->docno, ptr1->docno)``. Python compares ``str`` by code point,
+  which is ``strcmp``'s byte order on UTF-8;
+- without: by document index (the document that comes first in ``docs`` ranks first).
+
+With real-valued embeddings exact ties happen between identical documents (duplicated
+texts, or texts an encoder maps to one vector). BLAS may round the dot products of two
+identical rows differently in the last bit depending on where they fall in a block, which
+would turn a tie into an arbitrary order. So the search scores each *distinct* document
+vector once per query (identical rows are found by a hash of their bytes, verified
+exactly) and gives every copy that one score: identical documents always tie exactly.
 
 Cosine similarity normalises neither matrix: each block of raw dot products is scaled in
 place by the precomputed inverse norms of its documents and of its queries, so peak
 memory is the embeddings, the running top-k and the chunk budget. Scores are float32
-(BLAS matmul); a zero vector has cosine 0 with everything. "Equal scores" means equal
-float32 values: identical documents whose dot products are exact (e.g. small integers)
-always tie, but BLAS may round the dot products of identical float documents differently
-in the last bit depending on where they fall in a block, and then the one that scores a
-hair higher ranks first.
+(BLAS matmul); a zero vector has cosine 0 with everything.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 
@@ -33,6 +42,7 @@ DEFAULT_CHUNK_BYTES = 256 * 2**20
 BYTES_PER_CELL = 12
 MIN_DOC_BLOCK = 4096
 SIMILARITIES = ("cosine", "dot")
+_HASH_ROWS = 8192  # rows hashed per step when looking for identical documents
 
 
 def block_shape(n_queries: int, n_docs: int, k: int, chunk_bytes: int) -> tuple[int, int]:
@@ -47,6 +57,58 @@ def block_shape(n_queries: int, n_docs: int, k: int, chunk_bytes: int) -> tuple[
     return qb, db
 
 
+def trec_tie_ranks(doc_ids: Sequence[str]) -> np.ndarray:
+    """Rank of each document among ties as trec_eval orders them: document id in
+    descending string order (0 = first). Equal ids keep their corpus order."""
+    ids = [str(d) for d in doc_ids]
+    order = sorted(range(len(ids)), key=ids.__getitem__, reverse=True)
+    # sorted(reverse=True) keeps equal keys in their original order (stable)
+    ranks = np.empty(len(ids), np.int64)
+    ranks[np.asarray(order, np.int64)] = np.arange(len(ids), dtype=np.int64)
+    return ranks
+
+
+def distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(representatives, inverse): the first row of each group of bitwise-identical rows
+    of the float32 matrix ``x``, in order of first occurrence, and for every row the index of its group, so
+    ``x[representatives[inverse]]`` equals ``x``.
+
+    Rows are grouped by a 64-bit multiplicative hash of their bits (blocks of rows, exact
+    integer arithmetic, no BLAS) and every row that joins a group is compared with the
+    group's first row, so a hash collision can never merge two different rows."""
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    words = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    wide = words.view(np.uint64) if words.shape[1] % 2 == 0 else None  # pairs of floats
+    width = words.shape[1] if wide is None else wide.shape[1]
+    mult = np.random.default_rng(0x7EC).integers(1, 2**63, size=width,
+                                                 dtype=np.uint64) | np.uint64(1)
+    h = np.empty(n, np.uint64)
+    for s in range(0, n, _HASH_ROWS):  # integer matmul: exact, wraps modulo 2**64
+        block = words[s:s + _HASH_ROWS].astype(np.uint64) if wide is None \
+            else wide[s:s + _HASH_ROWS]
+        h[s:s + _HASH_ROWS] = block @ mult
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    # verify: every row equals its group's first row (else: a hash collision, own group)
+    rows = np.flatnonzero(first[inverse] != np.arange(n))
+    bad = []
+    for s in range(0, len(rows), _HASH_ROWS):
+        r = rows[s:s + _HASH_ROWS]
+        diff = (words[r] != words[first[inverse[r]]]).any(axis=1)
+        bad.extend(r[diff].tolist())
+    if bad:
+        extra = np.arange(len(first), len(first) + len(bad))
+        first = np.concatenate([first, np.asarray(bad, np.int64)])
+        inverse[np.asarray(bad, np.int64)] = extra
+    # groups numbered by first occurrence
+    perm = np.argsort(first, kind="stable")
+    renum = np.empty(len(first), np.int64)
+    renum[perm] = np.arange(len(first))
+    return first[perm].astype(np.int64), renum[inverse]
+
+
 def _inv_norms(x: np.ndarray) -> np.ndarray:
     n = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))
     with np.errstate(divide="ignore"):
@@ -54,8 +116,9 @@ def _inv_norms(x: np.ndarray) -> np.ndarray:
     return inv.astype(np.float32)
 
 
-def _block_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` columns of each row, ties resolved towards lower column index.
+def _block_topk(scores: np.ndarray, k: int, ties: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` columns of each row; among equal scores the columns of lower ``ties``
+    (distinct integers, one per column) win.
 
     Returns (values, columns), both (rows, k), unordered within a row. ``scores`` is
     left unchanged."""
@@ -72,23 +135,28 @@ def _block_topk(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     take = above
     extra = np.flatnonzero(n_tied > need)  # rows where the tie straddles the cut
     if len(extra):
-        rank_in_tie = np.cumsum(tied[extra], axis=1, dtype=np.int32)
-        tied[extra] &= rank_in_tie <= need[extra, None]
+        big = np.iinfo(np.int64).max
+        key = np.where(tied[extra], ties[None, :], big)
+        # the need-th smallest tie rank among each row's tied cells is its last one taken
+        cut = np.take_along_axis(np.sort(key, axis=1), (need[extra] - 1)[:, None], axis=1)
+        tied[extra] &= key <= cut
     take |= tied
     r, c = np.nonzero(take)  # row-major: exactly k per row
     cols = c.reshape(rows, k)
     return np.take_along_axis(scores, cols, axis=1), cols
 
 
-def _merge(vals: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sort candidates by (score desc, document index asc) and keep the first ``k``."""
-    order = np.lexsort((idx, -vals), axis=1)[:, :k]
+def _merge(vals: np.ndarray, idx: np.ndarray, ties: np.ndarray,
+           k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sort candidates by (score desc, tie rank asc) and keep the first ``k``."""
+    order = np.lexsort((ties[idx], -vals), axis=1)[:, :k]
     return np.take_along_axis(vals, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
 def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
                chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-               similarity: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+               similarity: str = "cosine",
+               doc_ids: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` documents per query.
 
     Args:
@@ -98,11 +166,13 @@ def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
         chunk_bytes: memory budget for one block of scores and its selection
             temporaries (``BYTES_PER_CELL`` bytes per query-document cell).
         similarity: ``"cosine"`` or ``"dot"``.
+        doc_ids: the documents' ids; when given, equal scores are ordered as trec_eval
+            orders them (id descending), otherwise by document index.
 
     Returns:
         (scores, indices), both (n_queries, min(k, n_docs)): float32 similarities sorted
-        in descending order and the int64 row indices of the documents in ``docs``; equal
-        scores are ordered by document index.
+        in descending order and the int64 row indices of the documents in ``docs``.
+        Identical document rows always have identical scores.
     """
     if similarity not in SIMILARITIES:
         raise UserError(f"The 'similarity' parameter must be one of {list(SIMILARITIES)}. "
@@ -118,32 +188,52 @@ def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
         raise UserError(f"queries and documents must be 2-d with the same dimension; got "
                         f"shapes {queries.shape} and {docs.shape}")
     nq, nd = queries.shape[0], docs.shape[0]
+    if doc_ids is not None and len(doc_ids) != nd:
+        raise UserError(f"doc_ids has {len(doc_ids)} ids for {nd} documents")
     k = min(int(k), nd)
     if nq == 0 or nd == 0:
         return np.zeros((nq, k), np.float32), np.zeros((nq, k), np.int64)
-    if similarity == "cosine":
+    ties = trec_tie_ranks(doc_ids) if doc_ids is not None else np.arange(nd, dtype=np.int64)
+    reps, inverse = distinct_rows(docs)
+    nu = len(reps)
+    if nu < nd:  # documents grouped by distinct vector: group u's members are contiguous
+        members = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[members], np.arange(nu + 1))
+    cosine = similarity == "cosine"
+    if cosine:
         q_scale = _inv_norms(queries)[:, None]
-        doc_scale = _inv_norms(docs)[None, :]
+        d_scale = (_inv_norms(docs) if nu == nd else _inv_norms(docs)[reps])[None, :]
     qb, db = block_shape(nq, nd, k, chunk_bytes)
+    if nu < nd:
+        db = max(1, db // 2)  # a block of distinct scores plus its expansion to copies
     out_vals = np.empty((nq, k), np.float32)
     out_idx = np.empty((nq, k), np.int64)
     for q0 in range(0, nq, qb):
         q = queries[q0:q0 + qb]
-        if similarity == "cosine":
-            qs = q_scale[q0:q0 + qb]
         best_v = np.empty((len(q), 0), np.float32)
         best_i = np.empty((len(q), 0), np.int64)
-        for d0 in range(0, nd, db):
-            s = q @ docs[d0:d0 + db].T
-            if similarity == "cosine":
-                s *= doc_scale[:, d0:d0 + db]
-                s *= qs
-            v, c = _block_topk(s, k)
-            del s
-            best_v, best_i = _merge(np.concatenate([best_v, v], axis=1),
-                                    np.concatenate([best_i, c + d0], axis=1), k)
+        for u0 in range(0, nu, db):
+            u1 = min(nu, u0 + db)
+            block = docs[u0:u1] if nu == nd else docs[reps[u0:u1]]
+            s = q @ block.T
+            if cosine:
+                s *= d_scale[:, u0:u1]
+                s *= q_scale[q0:q0 + qb]
+            del block
+            if nu == nd:
+                parts = [(s, np.arange(u0, u1))]
+            else:  # every copy of a distinct vector gets that vector's one score
+                m = members[bounds[u0]:bounds[u1]]
+                parts = ((s[:, inverse[m[j:j + db]] - u0], m[j:j + db])
+                         for j in range(0, len(m), db))
+            for part, cols in parts:
+                v, c = _block_topk(part, k, ties[cols])
+                best_v, best_i = _merge(np.concatenate([best_v, v], axis=1),
+                                        np.concatenate([best_i, cols[c]], axis=1), ties, k)
+            del s, parts
         out_vals[q0:q0 + qb], out_idx[q0:q0 + qb] = best_v, best_i
     return out_vals, out_idx
 
 
-__all__ = ["exact_topk", "block_shape", "DEFAULT_CHUNK_BYTES", "BYTES_PER_CELL"]
+__all__ = ["exact_topk", "block_shape", "distinct_rows", "trec_tie_ranks",
+           "DEFAULT_CHUNK_BYTES", "BYTES_PER_CELL"]
