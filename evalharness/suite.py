@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evalharness import registry
+from evalharness.embeddings.engines import ExecutionConfig
 from evalharness.errors import UserError
 from evalharness.yamlio import Locations, line_of, load_yaml
 
@@ -62,9 +63,13 @@ class Suite(Strict):
     tasks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     thresholds: list[ThresholdSpec] = Field(default_factory=list)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig,
+                                       description="where the embed stage encodes (local | ray)")
+    track: str | None = Field(None, description="experiment tracker: mlflow or mlflow:URI")
 
     # resolved after validation (not part of the YAML)
     source: str | None = Field(None, exclude=True)
+    encoder_specs: dict[str, Any] = Field(default_factory=dict, exclude=True)  # id -> EncoderSpec
     task_configs: dict[str, Any] = Field(default_factory=dict, exclude=True)
     check_configs: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
@@ -79,6 +84,21 @@ class Suite(Strict):
             raise ValueError(f"ids used for both a task and a check: {sorted(clash)}")
         return self
 
+    def with_encoders(self, overrides: dict[str, str], *, source: str = "--encoder") -> "Suite":
+        """A copy whose encoders ``overrides`` adds or replaces (``--encoder ID=SPEC``),
+        validated exactly as the suite file's own encoders."""
+        if not overrides:
+            return self
+        from evalharness.encoders.spec import check_bases, parse_encoder_entry
+
+        specs = dict(self.encoder_specs)
+        for eid, text in overrides.items():
+            specs[eid] = parse_encoder_entry(eid, text, source=source)
+        check_bases(specs, source=source)
+        new = self.model_copy(update={"encoders": {**self.encoders, **overrides},
+                                      "encoder_specs": specs})
+        return new
+
     def components(self) -> dict[str, tuple[str, Any]]:
         """id -> (kind, config) for every task and check, in suite order."""
         out = {tid: ("task", cfg) for tid, cfg in self.task_configs.items()}
@@ -88,7 +108,12 @@ class Suite(Strict):
 
 def format_validation_error(exc: ValidationError, *, source: str, locs: Locations,
                             prefix: tuple = (), model=None) -> UserError:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    err = errors[0]
+    if err["type"] == "missing":  # a misspelt key ('encoderz') is the likelier cause
+        parent = tuple(err["loc"][:-1])
+        err = next((e for e in errors if e["type"] == "extra_forbidden"
+                    and tuple(e["loc"][:-1]) == parent), err)
     loc = prefix + tuple(err["loc"])
     field = ".".join(str(p) for p in loc) or None
     line = line_of(locs, loc)
@@ -199,14 +224,13 @@ def build_suite(data: dict, locs: Locations | None = None, *, source: str = "<su
                 raise format_validation_error(exc, source=source, locs=locs,
                                               prefix=(section, cid), model=cls.Config) from None
 
-    from evalharness.encoders.spec import parse_encoder_entry
+    from evalharness.encoders.spec import check_bases, parse_encoder_entry
 
     specs = {eid: parse_encoder_entry(eid, raw, source=source,
                                       line=line_of(locs, ("encoders", eid)))
              for eid, raw in suite.encoders.items()}
-    from evalharness.encoders.variants import check_bases
-
     check_bases(specs, source=source)
+    suite.encoder_specs = specs
 
     parsed = []
     for item, src, line in thresholds:
@@ -220,6 +244,28 @@ def build_suite(data: dict, locs: Locations | None = None, *, source: str = "<su
         check_threshold_metric(suite, parsed[-1], source=src, line=line)
     suite.thresholds = parsed
     return suite
+
+
+def resolved_config(suite: Suite, only: list[str] | None = None) -> dict:
+    """The suite as it ran: every option of every encoder, task and check, defaults
+    included (what results.json records, so a number can be traced to its settings)."""
+    from evalharness.encoders.spec import VariantOptions
+
+    encoders = {}
+    for eid, spec in suite.encoder_specs.items():
+        if spec.type == "variant":
+            opts = VariantOptions.model_validate(spec.options).model_dump()
+        else:
+            cls = registry.resolve("encoder", spec.type)
+            opts = cls.Options.model_validate(spec.options).model_dump(mode="json")
+        encoders[eid] = {"type": spec.type, "target": spec.target, "spec": spec.spec_string(),
+                         "options": opts}
+    comps = {cid: {"kind": kind, **cfg.model_dump(mode="json")}
+             for cid, (kind, cfg) in suite.components().items()
+             if only is None or cid in only}
+    return {"suite": suite.suite, "source": suite.source, "seed": suite.seed,
+            "bootstrap": suite.bootstrap, "encoders": encoders, "components": comps,
+            "execution": suite.execution.model_dump(mode="json"), "track": suite.track}
 
 
 def metric_catalog(suite: Suite) -> dict[str, list[str]]:

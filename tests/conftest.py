@@ -27,7 +27,8 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The embedded all-MiniLM-L6-v2 (fp32), loaded once."""
-    from evalharness.encoders.spec import build_encoder, parse_spec_string
+    from evalharness.encoders.pool import build_encoder
+    from evalharness.encoders.spec import parse_spec_string
 
     enc = build_encoder(parse_spec_string("minilm", "minilm"))
     enc.load()

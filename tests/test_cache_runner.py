@@ -11,7 +11,8 @@ import pytest
 from evalharness.cli import main
 from evalharness.embeddings.cache import EmbeddingCache, text_digest
 from evalharness.embeddings.planner import TextNeed, collect, embed
-from evalharness.encoders.spec import build_encoder, parse_spec_string
+from evalharness.encoders.pool import build_encoder
+from evalharness.encoders.spec import parse_spec_string
 from evalharness.errors import EncoderError
 
 from helpers import TINY_SUITE, make_sts, write_suite

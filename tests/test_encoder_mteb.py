@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalharness.encoders.spec import build_encoder, parse_spec_string
+from evalharness.encoders.pool import build_encoder
+from evalharness.encoders.spec import parse_spec_string
 from evalharness.encoders.weights import minilm_path
 from evalharness.errors import UserError
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from evalharness.encoders.base import check_output
-from evalharness.encoders.spec import build_encoder, parse_encoder_entry, parse_spec_string
+from evalharness.encoders.pool import build_encoder
+from evalharness.encoders.spec import parse_encoder_entry, parse_spec_string
 from evalharness.errors import EncoderError, UserError
 
 

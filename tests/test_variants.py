@@ -10,10 +10,12 @@ import pytest
 from scipy.stats import spearmanr
 
 from evalharness.embeddings.planner import Vectors, embed
-from evalharness.encoders.spec import build_encoder, parse_encoder_entry, parse_spec_string
-from evalharness.encoders.variants import (EncoderPool, VariantOptions, apply_output,
-                                           binarize, build_variant, check_bases,
-                                           embedding_source, truncate)
+from evalharness.encoders.pool import build_encoder
+from evalharness.encoders.spec import parse_encoder_entry, parse_spec_string
+from evalharness.encoders.pool import EncoderPool
+from evalharness.encoders.spec import VariantOptions, check_bases
+from evalharness.encoders.transforms import apply_output, binarize, truncate
+from evalharness.encoders.variants import build_variant, embedding_source
 from evalharness.errors import UserError
 from evalharness.retention import compute_retention, retention_ratio
 from evalharness.runner import RunOptions, run_suite

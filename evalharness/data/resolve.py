@@ -47,7 +47,7 @@ class DatasetResolver:
     """Loads each (dataset, split) once per run and records what was used."""
 
     def __init__(self, data_dir: str | Path | None = None, *, allow_hub: bool | None = None,
-                 base_dir: Path | None = None):
+                 base_dir: Path | None = None, perturb_store=None):
         self.data_dir = data_dir
         self.dirs = search_dirs(data_dir)
         self.base_dir = base_dir or Path.cwd()
@@ -55,7 +55,8 @@ class DatasetResolver:
                           if allow_hub is None else allow_hub)
         self._cache: dict = {}
         self.used: dict[str, DatasetInfo] = {}
-        self.perturb_store = None  # checks/perturb_store.PerturbStore, set by the runner
+        # where derived texts (robustness perturbations) are cached: a PerturbStore or None
+        self.perturb_store = perturb_store
 
     def folder(self, ref) -> tuple[str, Path]:
         """(display name, folder) for a dataset name or ``{path: DIR}``."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evalharness import registry
 from evalharness.errors import UserError
@@ -35,8 +36,13 @@ class EncoderSpec:
         return s
 
 
+_SCIENTIFIC = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
 def _coerce(value: str) -> Any:
     """Numbers, booleans and null from a query string; everything else stays text."""
+    if _SCIENTIFIC.fullmatch(value.strip()):  # YAML 1.1 reads "1e11" as text
+        return float(value)
     try:
         out = yaml.safe_load(value)
     except yaml.YAMLError:
@@ -49,7 +55,9 @@ def parse_spec_string(eid: str, text: str, *, source=None, line=None) -> Encoder
     text = text.lstrip()
     head, _, query = text.partition("?")
     head = head.strip()
-    if ":" in head:
+    if head.lower().startswith(("http://", "https://")):  # a bare URL: an http encoder
+        etype, target = "http", head
+    elif ":" in head:
         etype, _, target = head.partition(":")
     else:
         etype, target = head, None
@@ -67,8 +75,6 @@ def parse_encoder_entry(eid: str, raw: Any, *, source=None, line=None) -> Encode
     if isinstance(raw, str):
         spec = parse_spec_string(eid, raw, source=source, line=line)
     elif isinstance(raw, dict) and "base" in raw:  # a deployment variant of another encoder
-        from evalharness.encoders.variants import parse_variant
-
         return parse_variant(eid, raw, source=source, line=line)
     elif isinstance(raw, dict):
         data = dict(raw)
@@ -106,16 +112,102 @@ def validate_options(spec: EncoderSpec, *, source=None, line=None):
             raise UserError(f"unknown option '{key}' for encoder type '{spec.type}'",
                             source=source, line=line, field=f"encoders.{spec.id}",
                             hint=hint) from None
-        raise UserError(f"option '{key}': {err['msg']} (got {err.get('input')!r})",
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UserError(f"option '{key}': {msg} (got {err.get('input')!r})",
                         source=source, line=line, field=f"encoders.{spec.id}") from None
     if getattr(cls, "needs_target", False) and not spec.target:
         raise UserError(f"encoder type '{spec.type}' needs a target "
                         f"('{TARGET_KEY.get(spec.type, 'model')}' or '{spec.type}:TARGET')",
                         source=source, line=line, field=f"encoders.{spec.id}")
+    check = getattr(cls, "check_target", None)  # e.g. http: a URL; py: module:callable
+    problem = check(spec.target) if check is not None and spec.target else None
+    if problem:
+        message, hint = problem
+        raise UserError(message, source=source, line=line, field=f"encoders.{spec.id}",
+                        hint=hint)
     return opts
 
 
-def build_encoder(spec: EncoderSpec):
-    cls = registry.resolve("encoder", spec.type)
-    opts = cls.Options.model_validate(spec.options)
-    return cls(spec.id, spec.target, opts, spec_string=spec.spec_string())
+# -- variants: {base: ID, dtype|quantize|embedding|truncate_dim} (encoders/variants.py) ---
+VARIANT_TORCH_TYPES = ("st", "minilm", "hf", "mteb")
+MODEL_SETTINGS = ("dtype", "quantize")
+OUTPUT_SETTINGS = ("truncate_dim", "embedding")
+
+
+class VariantOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    quantize: Literal["dynamic-int8"] | None = None
+    embedding: Literal["float32", "int8", "binary"] | None = None
+    truncate_dim: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _valid(self):
+        if not self.settings():
+            raise ValueError("a variant needs at least one of dtype, quantize, embedding, "
+                             "truncate_dim")
+        if self.quantize and self.dtype not in (None, "float32"):
+            raise ValueError("quantize: dynamic-int8 works on float32 weights; do not combine "
+                             "it with dtype")
+        return self
+
+    def settings(self) -> dict:
+        return {k: v for k, v in self.model_dump().items()
+                if v is not None and not (k == "embedding" and v == "float32")
+                and not (k == "dtype" and v == "float32")}
+
+    @property
+    def model_level(self) -> bool:
+        return any(k in self.settings() for k in MODEL_SETTINGS)
+
+
+def parse_variant(eid: str, data: dict, *, source=None, line=None):
+    """``{base: ID, ...}`` -> an EncoderSpec of type ``variant`` (target: the base id)."""
+    data = dict(data)
+    if "type" in data:
+        raise UserError("a variant takes its type from its base: give either 'type' or "
+                        "'base', not both", source=source, line=line, field=f"encoders.{eid}")
+    base = data.pop("base")
+    if not isinstance(base, str) or not base:
+        raise UserError("'base' must be the id of another encoder of the suite",
+                        source=source, line=line, field=f"encoders.{eid}.base")
+    try:
+        VariantOptions.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            known = sorted(VariantOptions.model_fields)
+            raise UserError(f"unknown option '{key}' for an encoder variant", source=source,
+                            line=line, field=f"encoders.{eid}",
+                            hint=registry.suggest(key, known) or
+                            f"variant options: base, {', '.join(known)}") from None
+        msg = err["msg"].removeprefix("Value error, ")
+        where = f"option '{key}': " if key else ""
+        raise UserError(f"{where}{msg} (got {err.get('input')!r})" if key else msg,
+                        source=source, line=line, field=f"encoders.{eid}") from None
+    return EncoderSpec(eid, "variant", base, data, raw={"base": base, **data})
+
+
+def check_bases(specs: dict, *, source=None) -> None:
+    """Every variant names an existing, non-variant encoder; model settings need torch."""
+    for eid, spec in specs.items():
+        if spec.type != "variant":
+            continue
+        base = specs.get(spec.target)
+        if base is None:
+            others = [e for e in specs if e != eid]
+            raise UserError(f"variant '{eid}' names base '{spec.target}', which is not an "
+                            f"encoder of the suite", source=source, field=f"encoders.{eid}.base",
+                            hint=registry.suggest(spec.target, others) or
+                            f"encoders: {', '.join(others)}")
+        if base.type == "variant":
+            raise UserError(f"variant '{eid}' names another variant ('{spec.target}') as its "
+                            "base", source=source, field=f"encoders.{eid}.base",
+                            hint="give the settings of both in one variant of the base model")
+        opts = VariantOptions.model_validate(spec.options)
+        if opts.model_level and base.type not in VARIANT_TORCH_TYPES:
+            raise UserError(f"variant '{eid}': dtype/quantize need a torch encoder "
+                            f"({', '.join(VARIANT_TORCH_TYPES)}), but base '{spec.target}' is "
+                            f"'{base.type}'", source=source, field=f"encoders.{eid}",
+                            hint="output settings (embedding, truncate_dim) work on any base")

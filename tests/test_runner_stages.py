@@ -1,0 +1,71 @@
+"""The run as stages: resolved suite recorded, rows used, overrides validated like the
+suite file, one write of results.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evalharness.cli import main
+from evalharness.errors import UserError
+from evalharness.runner import RunOptions, run_suite
+from evalharness.suite import load_suite
+from helpers import make_sts, write_suite
+
+SUITE = """
+suite: stages
+bootstrap: 50
+encoders:
+  r: random?dim=16&seed=1
+tasks:
+  sts: {type: sts, dataset: tinysts, limit: 10}
+"""
+
+
+def _run(tmp_path, **kw):
+    make_sts(tmp_path / "data")
+    suite = load_suite(write_suite(tmp_path / "s.yaml", SUITE))
+    opts = RunOptions(data_dir=str(tmp_path / "data"), output=str(tmp_path / "run"),
+                      no_cache=True, log=None, **kw)
+    return run_suite(suite, opts)
+
+
+def test_results_record_the_resolved_suite_with_defaults(tmp_path):
+    out = _run(tmp_path)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    cfg = saved["suite_config"]
+    assert cfg["encoders"]["r"]["options"]["dim"] == 16
+    assert cfg["encoders"]["r"]["options"]["batch_size"] == 32  # a default, recorded
+    assert cfg["components"]["sts"]["limit"] == 10
+    assert cfg["components"]["sts"]["split"] == "test"  # a default, recorded
+    assert cfg["execution"]["engine"] == "local"
+    assert out.exit_code == 0
+
+
+def test_rows_used_next_to_rows_in_the_file(tmp_path):
+    _run(tmp_path)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    rec = saved["datasets"]["tinysts"]
+    assert rec["rows_used"] == 10 and rec["rows"] > 10
+
+
+def test_write_and_total_seconds_are_real_numbers_in_the_single_write(tmp_path):
+    out = _run(tmp_path)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["seconds"]["write"] >= 0 and saved["seconds"]["total"] > 0
+    assert saved["seconds"] == out.results.seconds
+    assert "-7.12" not in (tmp_path / "run" / "results.json").read_text()
+
+
+def test_encoder_override_is_validated_like_the_suite_file(tmp_path):
+    make_sts(tmp_path / "data")
+    suite = load_suite(write_suite(tmp_path / "s.yaml", SUITE))
+    with pytest.raises(UserError, match="unknown option 'dimm'"):
+        suite.with_encoders({"v": "random?dimm=8"})
+    code = main(["run", str(tmp_path / "s.yaml"), "--data-dir", str(tmp_path / "data"),
+                 "--no-cache", "-o", str(tmp_path / "bad"), "--encoder", "r=random?dim=0"])
+    assert code == 2
+    assert not (tmp_path / "bad" / "results.json").exists()
+    assert "r" in suite.with_encoders({"x": "random?dim=8"}).encoder_specs
+    assert "x" not in suite.encoder_specs  # the loaded suite is not changed
