@@ -21,7 +21,7 @@ from evalharness.checks.geometry import (AlignmentCheck, AnisotropyCheck, Unifor
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.planner import Vectors
 from evalharness.errors import UserError
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 
 
 # helpers -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from evalharness.encoders.base import BaseOptions
 from evalharness.errors import UserError
 from evalharness.runner import RunOptions, run_suite
 from evalharness.suite import load_suite
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 from helpers import make_sts, write_suite
 
 

@@ -14,7 +14,7 @@ from evalharness.checks.separation import SeparationCheck, pair_cosines, separat
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.planner import Vectors
 from evalharness.errors import UserError
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 
 
 def make_vectors(texts, matrix) -> Vectors:

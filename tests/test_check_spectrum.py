@@ -13,7 +13,7 @@ from evalharness.checks.spectrum import (SpectrumCheck, components_for,
                                          explained_variance_ratio, spectrum_summary)
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.planner import Vectors
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 
 
 def make_vectors(texts, matrix) -> Vectors:

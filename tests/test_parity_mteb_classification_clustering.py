@@ -18,7 +18,7 @@ from sklearn.metrics import v_measure_score
 
 from evalharness.data.local import load_labelled
 from evalharness.data.resolve import DatasetResolver
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 from evalharness.tasks.classification import ClassificationTask
 from evalharness.tasks.clustering import ClusteringTask
 

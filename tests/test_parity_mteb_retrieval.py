@@ -14,7 +14,7 @@ import pytest
 
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.planner import Vectors
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 from evalharness.tasks.retrieval import RetrievalConfig, RetrievalTask
 
 N_DOCS = 2000  # the first 2000 passages of the 5000 (keeps encoding small); all 43 queries

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from evalharness.data.local import load_pairs
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 from evalharness.tasks.sts import STSTask
 
 from mteb_helpers import PrecomputedEncoder, lookup_vectors

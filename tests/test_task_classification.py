@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.planner import Vectors
 from evalharness.errors import UserError
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 from evalharness.tasks.classification import (
     ClassificationConfig,
     ClassificationTask,

@@ -8,7 +8,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import f1_score
 
 from evalharness import stats
-from evalharness.tasks.base import cosine_rows
+from evalharness.vectors_math import cosine_rows
 from evalharness.tasks.sts import sts_scores
 
 

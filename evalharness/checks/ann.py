@@ -29,12 +29,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evalharness.checks.base import unit_rows
+from evalharness.checks.base import Check
+from evalharness.components import ComponentConfig, TextNeed, limit
 from evalharness.errors import UserError
 from evalharness.results import Metric
 from evalharness.tasks import ir_metrics
-from evalharness.tasks.base import Component, ComponentConfig, TextNeed, limit
 from evalharness.tasks.search import exact_topk
+from evalharness.vectors_math import unit_rows
 
 Backend = Literal["annoy", "hnsw"]
 
@@ -130,11 +131,14 @@ SEARCHERS = {"annoy": annoy_search, "hnsw": hnsw_search}
 
 
 # -- the check ------------------------------------------------------------------------------
-class AnnCheck(Component):
-    kind = "check"
-    type = "ann"
+class AnnCheck(Check):
+    """A check on a retrieval dataset (not a :class:`~evalharness.checks.base.TextsCheck`:
+    it reads queries and a corpus, by role)."""
     Config = AnnConfig
-    main_metric = "hnsw_recall_at_10"
+    metrics = {"exact_ndcg_at_10": True, "{backend}_recall_at_{k}": True,
+               "{backend}_ndcg_at_10": True, "{backend}_build_seconds": False,
+               "{backend}_query_seconds": False}
+    main_metric = "hnsw_recall_at_10"  # load(): the first backend's recall at k
 
     @classmethod
     def metric_names(cls, config) -> list[str]:
@@ -180,8 +184,7 @@ class AnnCheck(Component):
             metrics[f"{b}_ndcg_at_10"] = self.stat_metric("mean", {f"{b}_ndcg_at_10": nd})
             for name, secs in (("build", build), ("query", query)):
                 metrics[f"{b}_{name}_seconds"] = Metric(value=secs, n=len(q) if name == "query"
-                                                        else len(d), higher_is_better=False,
-                                                        machine_dependent=True)
+                                                        else len(d), machine_dependent=True)
             items[f"{b}_recall"] = rec.tolist()
             items[f"{b}_ndcg_at_10"] = nd.tolist()
             details["params"][b] = params.model_dump()

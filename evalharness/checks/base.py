@@ -1,6 +1,9 @@
-"""Shared pieces of the intrinsic checks: which texts a check looks at, and seeded sampling.
+"""The base of every check, and the shared pieces of the intrinsic checks: which texts a
+check looks at, and seeded sampling.
 
-A check reads one dataset in one of two layouts (see ``evalharness.data.local``):
+:class:`Check` is a :class:`~evalharness.components.Component` of kind "check".
+:class:`TextsCheck` is a check of the unique texts of one dataset, which it reads in one
+of two layouts (see ``evalharness.data.local``):
 
 - ``pairs`` (STS): the texts are ``sentence1`` ∪ ``sentence2``, taken row by row
   (s1[0], s2[0], s1[1], ...), duplicates dropped (first occurrence kept);
@@ -21,9 +24,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from evalharness.components import Component, ComponentConfig, TextNeed
 from evalharness.data.records import LabelledData, PairsData
 from evalharness.errors import UserError
-from evalharness.tasks.base import Component, ComponentConfig, TextNeed
 
 Source = Literal["auto", "pairs", "labelled"]
 
@@ -111,14 +114,6 @@ def load_check_texts(resolver, config, *, require: str | None = None) -> CheckTe
                       label_names=list(data.label_names))
 
 
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm, in float64 (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return x / norms
-
-
 def sample_rows(n: int, k: int | None, seed: int) -> np.ndarray:
     """Sorted seeded sample of ``k`` of ``range(n)`` without replacement (all when k >= n)."""
     if k is None or k >= n:
@@ -157,12 +152,16 @@ def sample_pairs(n: int, max_pairs: int | None, seed: int) -> tuple[np.ndarray, 
 
 
 class Check(Component):
-    """A component of kind "check" that looks at the unique texts of one dataset.
+    """A component of kind "check": an intrinsic property of the vectors, not a task score."""
+    kind: ClassVar[str] = "check"
+
+
+class TextsCheck(Check):
+    """A check that looks at the unique texts of one dataset (see the module docstring).
 
     Subclasses set ``requires`` to "pairs" / "labelled" when only one layout makes sense.
     ``self.data`` is a :class:`CheckTexts`; ``self.text_vectors(vectors)`` is its matrix.
     """
-    kind: ClassVar[str] = "check"
     Config: ClassVar[type[ComponentConfig]] = CheckConfig
     requires: ClassVar[str | None] = None
 
@@ -180,6 +179,5 @@ class Check(Component):
         return np.asarray(vectors.get("text", self.data.texts), dtype=np.float32)
 
 
-__all__ = ["Check", "CheckConfig", "CheckTexts", "Source", "detect_layout", "load_check_texts",
-           "pair_from_index", "sample_pairs", "sample_rows", "unique_first",
-           "unit_rows"]
+__all__ = ["Check", "CheckConfig", "CheckTexts", "Source", "TextsCheck", "detect_layout",
+           "load_check_texts", "pair_from_index", "sample_pairs", "sample_rows", "unique_first"]

@@ -37,11 +37,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from evalharness.checks.base import Check, CheckConfig, load_check_texts, sample_rows, unit_rows
+from evalharness.checks.base import CheckConfig, TextsCheck, load_check_texts, sample_rows
+from evalharness.components import TextNeed
 from evalharness.errors import UserError
 from evalharness.results import Metric
 from evalharness.suite import DatasetRef
-from evalharness.tasks.base import TextNeed
+from evalharness.vectors_math import unit_rows
 
 
 class DriftOther(BaseModel):
@@ -145,14 +146,11 @@ def mean_cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # -- the check ----------------------------------------------------------------------------
-class DriftCheck(Check):
-    type = "drift"
+class DriftCheck(TextsCheck):
     Config = DriftConfig
+    metrics = {"domain_auc": False, "mmd": False, "mmd_p_value": True,
+               "mean_cosine_distance": False}
     main_metric = "domain_auc"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["domain_auc", "mmd", "mmd_p_value", "mean_cosine_distance"]
 
     @property
     def other_encoder(self) -> str | None:
@@ -212,12 +210,10 @@ class DriftCheck(Check):
         mmd, p, sigma = mmd_test(a, b, n_permutations=c.n_permutations, seed=self.seed)
         n = len(a) + len(b)
         metrics = {
-            "domain_auc": Metric(value=float(aucs.mean()), std=float(aucs.std()), n=n,
-                                 higher_is_better=False),
-            "mmd": Metric(value=mmd, n=n, higher_is_better=False),
-            "mmd_p_value": Metric(value=p, n=c.n_permutations, higher_is_better=True),
-            "mean_cosine_distance": Metric(value=mean_cosine_distance(a, b), n=n,
-                                           higher_is_better=False),
+            "domain_auc": Metric(value=float(aucs.mean()), std=float(aucs.std()), n=n),
+            "mmd": Metric(value=mmd, n=n),
+            "mmd_p_value": Metric(value=p, n=c.n_permutations),
+            "mean_cosine_distance": Metric(value=mean_cosine_distance(a, b), n=n),
         }
         details = {"a": {"dataset": self.dataset_name, "split": c.split, "n": len(a)},
                    "b": {"dataset": self.other_name, "split": c.other.split or c.split,

@@ -22,11 +22,11 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from evalharness.checks.base import (Check, CheckConfig, load_check_texts, sample_rows,
-                                     unit_rows)
+from evalharness.checks.base import CheckConfig, TextsCheck, load_check_texts, sample_rows
+from evalharness.components import TextNeed
 from evalharness.errors import UserError
 from evalharness.results import Metric
-from evalharness.tasks.base import TextNeed
+from evalharness.vectors_math import unit_rows
 
 
 # pure functions ------------------------------------------------------------------------
@@ -127,14 +127,10 @@ class UniformityConfig(CheckConfig):
                                                    "sample of this many")
 
 
-class UniformityCheck(Check):
-    type = "uniformity"
+class UniformityCheck(TextsCheck):
     Config = UniformityConfig
+    metrics = {"uniformity": False}
     main_metric = "uniformity"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["uniformity"]
 
     def evaluate(self, vectors, encoder):
         x = self.text_vectors(vectors)
@@ -145,8 +141,7 @@ class UniformityCheck(Check):
         n = len(rows)
         details = {"texts": len(x), "n": n, "sampled": n < len(x), "pairs": n * (n - 1) // 2,
                    "t": self.config.t, "normalised": True}
-        return self.result({"uniformity": Metric(value=value, n=n, higher_is_better=False)},
-                           details)
+        return self.result({"uniformity": Metric(value=value, n=n)}, details)
 
 
 class AlignmentConfig(CheckConfig):
@@ -155,17 +150,13 @@ class AlignmentConfig(CheckConfig):
     alpha: float = Field(2.0, gt=0, description="exponent alpha of ||x - y||^alpha")
 
 
-class AlignmentCheck(Check):
+class AlignmentCheck(TextsCheck):
     """E ||x - y||^2 over positive STS pairs (gold >= min_score). ``limit`` keeps the first
     N positive pairs."""
-    type = "alignment"
     Config = AlignmentConfig
+    metrics = {"alignment": False}
     main_metric = "alignment"
     requires = "pairs"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["alignment"]
 
     def load(self, resolver) -> None:
         data = load_check_texts(resolver, self.config, require="pairs").pairs
@@ -189,7 +180,7 @@ class AlignmentCheck(Check):
     def evaluate(self, vectors, encoder):
         d = alignment_distances(vectors.get("text", self.s1), vectors.get("text", self.s2),
                                 self.config.alpha)
-        metric = self.stat_metric("mean", {"distance": d}, higher_is_better=False)
+        metric = self.stat_metric("mean", {"distance": d})
         details = {"pairs": len(d), "of_pairs": self.positive_of,
                    "min_score": self.config.min_score, "alpha": self.config.alpha,
                    "normalised": True}
@@ -201,15 +192,11 @@ class AnisotropyConfig(CheckConfig):
     type: Literal["anisotropy"] = "anisotropy"
 
 
-class AnisotropyCheck(Check):
+class AnisotropyCheck(TextsCheck):
     """Mean pairwise cosine (anisotropy), IsoScore and effective rank of the texts."""
-    type = "anisotropy"
     Config = AnisotropyConfig
+    metrics = {"mean_cosine": False, "isoscore": True, "effective_rank": True}
     main_metric = "mean_cosine"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["mean_cosine", "isoscore", "effective_rank"]
 
     def evaluate(self, vectors, encoder):
         x = self.text_vectors(vectors)
@@ -217,9 +204,9 @@ class AnisotropyCheck(Check):
             raise UserError(f"check '{self.id}' needs at least 2 distinct texts")
         n = len(x)
         metrics = {
-            "mean_cosine": Metric(value=mean_pairwise_cosine(x), n=n, higher_is_better=False),
-            "isoscore": Metric(value=isoscore(x), n=n, higher_is_better=True),
-            "effective_rank": Metric(value=effective_rank(x), n=n, higher_is_better=True),
+            "mean_cosine": Metric(value=mean_pairwise_cosine(x), n=n),
+            "isoscore": Metric(value=isoscore(x), n=n),
+            "effective_rank": Metric(value=effective_rank(x), n=n),
         }
         details = {"n": n, "dim": int(x.shape[1]), "pairs": n * (n - 1) // 2,
                    "effective_rank_of": "mean-centred embedding matrix",

@@ -1,7 +1,7 @@
 """Latency: texts/s and per-batch milliseconds at several batch sizes, load time, peak RSS.
 
 This is the one component that runs the encoder, through a narrow hook the runner puts on
-the :class:`~evalharness.tasks.base.EncoderContext`:
+the :class:`~evalharness.components.EncoderContext`:
 
 ``encoder_ctx.timer(texts) -> seconds``
     encodes ``texts`` as ONE batch (for the call, the encoder's ``batch_size`` is set to
@@ -42,7 +42,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from evalharness.checks.base import Check, CheckConfig, sample_rows
+from evalharness.checks.base import CheckConfig, TextsCheck, sample_rows
 from evalharness.errors import UserError
 from evalharness.results import Metric
 
@@ -119,13 +119,14 @@ def torch_threads(n: int | None):
         torch.set_num_threads(old)
 
 
-def _metric(value, *, n=None, higher=False) -> Metric:
-    return Metric(value=value, n=n, higher_is_better=higher, machine_dependent=True)
+def _metric(value, *, n=None) -> Metric:
+    return Metric(value=value, n=n, machine_dependent=True)
 
 
-class LatencyCheck(Check):
-    type = "latency"
+class LatencyCheck(TextsCheck):
     Config = LatencyConfig
+    metrics = {"texts_per_second": True, "texts_per_second_b{b}": True, "p50_ms_b{b}": False,
+               "p95_ms_b{b}": False, "load_seconds": False, "peak_rss_mb": False}
     main_metric = "texts_per_second"
 
     @classmethod
@@ -164,12 +165,12 @@ class LatencyCheck(Check):
                 secs = self._time_batches(timer, b)
                 st = latency_stats(secs, b)
                 metrics[f"texts_per_second_b{b}"] = _metric(st["texts_per_second"],
-                                                            n=len(secs) * b, higher=True)
+                                                            n=len(secs) * b)
                 metrics[f"p50_ms_b{b}"] = _metric(st["p50_ms"], n=len(secs))
                 metrics[f"p95_ms_b{b}"] = _metric(st["p95_ms"], n=len(secs))
                 details["per_batch_ms"][str(b)] = [round(x * 1000, 3) for x in secs]
         top = metrics[f"texts_per_second_b{max(c.batch_sizes)}"]
-        metrics = {"texts_per_second": _metric(top.value, n=top.n, higher=True), **metrics}
+        metrics = {"texts_per_second": _metric(top.value, n=top.n), **metrics}
         load = getattr(encoder, "load_seconds", None)
         metrics["load_seconds"] = _metric(None if load is None else float(load))
         metrics["peak_rss_mb"] = _metric(peak_rss_mb())

@@ -44,14 +44,15 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from evalharness.checks.base import Check, CheckConfig, detect_layout, unique_first, unit_rows
+from evalharness.checks.base import CheckConfig, TextsCheck, detect_layout, unique_first
 from evalharness.checks.perturb import PERTURBATIONS, SynonymSource, perturb
 from evalharness.checks.perturb_store import perturbed_texts
+from evalharness.components import TextNeed
 from evalharness.errors import UserError
 from evalharness.results import Metric
 from evalharness.stats import bootstrap_distribution, resample_indices
-from evalharness.tasks.base import TextNeed, cosine_rows
 from evalharness.tasks.sts import sts_scores
+from evalharness.vectors_math import cosine_rows, unit_rows
 
 PerturbationName = Literal["synonym", "swap", "shuffle", "delete", "typo"]
 
@@ -153,9 +154,18 @@ def _layout_for_names(config) -> str | None:
         return None
 
 
-class RobustnessCheck(Check):
-    type = "robustness"
+class RobustnessCheck(TextsCheck):
     Config = RobustnessConfig
+    metrics = {
+        # aggregates over the perturbations
+        "mean_cosine": True, "fluctuation": False, "nn_stability": True,
+        "clean_sts_spearman": True, "sts_drop": False,  # pairs datasets
+        "clean_knn_accuracy": True, "knn_drop": False,  # labelled datasets
+        # per perturbation p
+        "{p}_mean_cosine": True, "{p}_fluctuation": False, "{p}_nn_stability": True,
+        "{p}_sts_spearman": True, "{p}_sts_drop": False,
+        "{p}_knn_accuracy": True, "{p}_knn_drop": False,
+    }
     main_metric = "fluctuation"
 
     @classmethod
@@ -268,8 +278,7 @@ class RobustnessCheck(Check):
             items[f"{p}_distance"] = (1.0 - cos).tolist()
             items[f"{p}_nn_overlap"] = overlap.tolist()
             metrics[f"{p}_mean_cosine"] = self.stat_metric("mean", {f"{p}_cosine": cos})
-            metrics[f"{p}_fluctuation"] = self.stat_metric(
-                "mean", {f"{p}_distance": 1.0 - cos}, higher_is_better=False)
+            metrics[f"{p}_fluctuation"] = self.stat_metric("mean", {f"{p}_distance": 1.0 - cos})
             metrics[f"{p}_nn_stability"] = self.stat_metric("mean", {f"{p}_nn_overlap": overlap})
 
             if self.layout == "pairs":
@@ -297,7 +306,7 @@ class RobustnessCheck(Check):
             name = "sts_drop" if self.layout == "pairs" else "knn_drop"
             metrics[f"{p}_{name}"] = Metric(
                 value=drop, ci=_ci(drop_dist) if drop_dist is not None else None,
-                n=len(gold) if self.layout == "pairs" else n, higher_is_better=False)
+                n=len(gold) if self.layout == "pairs" else n)
 
             changed = [i for i in range(n) if pert_texts[i] != self.texts[i]]
             details["changed"][p] = len(changed) / n
@@ -311,8 +320,7 @@ class RobustnessCheck(Check):
         agg = {
             "mean_cosine": self.stat_metric("mean", {"cosine_over_perturbations": cos_mean}),
             "fluctuation": self.stat_metric(
-                "mean", {"distance_over_perturbations": 1.0 - cos_mean},
-                higher_is_better=False),
+                "mean", {"distance_over_perturbations": 1.0 - cos_mean}),
             "nn_stability": self.stat_metric(
                 "mean", {"nn_overlap_over_perturbations": np.mean(overlap_all, axis=0)}),
         }
@@ -326,5 +334,5 @@ class RobustnessCheck(Check):
         agg[name] = Metric(
             value=float(np.mean(drops)),
             ci=_ci(np.mean(drops_dist, axis=0)) if boot is not None else None,
-            n=len(gold) if self.layout == "pairs" else n, higher_is_better=False)
+            n=len(gold) if self.layout == "pairs" else n)
         return self.result({**agg, **metrics}, details=details, items=items)

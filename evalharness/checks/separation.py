@@ -16,9 +16,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from evalharness.checks.base import Check, CheckConfig, sample_pairs, unit_rows
+from evalharness.checks.base import CheckConfig, TextsCheck, sample_pairs
 from evalharness.errors import UserError
 from evalharness.results import Metric
+from evalharness.vectors_math import unit_rows
 
 
 def pair_cosines(x: np.ndarray, i: np.ndarray, j: np.ndarray, *,
@@ -51,15 +52,11 @@ class SeparationConfig(CheckConfig):
     bins: int = Field(50, ge=2, description="histogram bins over cosine [-1, 1]")
 
 
-class SeparationCheck(Check):
-    type = "separation"
+class SeparationCheck(TextsCheck):
     Config = SeparationConfig
+    metrics = {"intra_class_mean": True, "inter_class_mean": False, "margin": True, "auc": True}
     main_metric = "auc"
     requires = "labelled"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["intra_class_mean", "inter_class_mean", "margin", "auc"]
 
     def evaluate(self, vectors, encoder):
         x = self.text_vectors(vectors)
@@ -77,12 +74,10 @@ class SeparationCheck(Check):
         scores = separation_scores(cos, same)
         n_intra, n_inter = int(same.sum()), int((~same).sum())
         metrics = {
-            "intra_class_mean": Metric(value=scores["intra_class_mean"], n=n_intra,
-                                       higher_is_better=True),
-            "inter_class_mean": Metric(value=scores["inter_class_mean"], n=n_inter,
-                                       higher_is_better=False),
-            "margin": Metric(value=scores["margin"], n=len(cos), higher_is_better=True),
-            "auc": Metric(value=scores["auc"], n=len(cos), higher_is_better=True),
+            "intra_class_mean": Metric(value=scores["intra_class_mean"], n=n_intra),
+            "inter_class_mean": Metric(value=scores["inter_class_mean"], n=n_inter),
+            "margin": Metric(value=scores["margin"], n=len(cos)),
+            "auc": Metric(value=scores["auc"], n=len(cos)),
         }
         edges = np.linspace(-1.0, 1.0, self.config.bins + 1)
         clipped = np.clip(cos, -1.0, 1.0)

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from evalharness.checks.base import Check, CheckConfig
+from evalharness.checks.base import CheckConfig, TextsCheck
 from evalharness.checks.geometry import effective_rank_from_singular_values
 from evalharness.errors import UserError
 from evalharness.results import Metric
@@ -53,14 +53,11 @@ class SpectrumConfig(CheckConfig):
     top_k: int = Field(20, ge=1, description="k of the metric top_k_variance")
 
 
-class SpectrumCheck(Check):
-    type = "spectrum"
+class SpectrumCheck(TextsCheck):
     Config = SpectrumConfig
+    metrics = {"top_k_variance": False, "components_85": True, "components_95": True,
+               "effective_rank": True}
     main_metric = "top_k_variance"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["top_k_variance", "components_85", "components_95", "effective_rank"]
 
     def evaluate(self, vectors, encoder):
         x = self.text_vectors(vectors)
@@ -73,12 +70,10 @@ class SpectrumCheck(Check):
         n = len(x)
         metrics = {
             "top_k_variance": Metric(value=summary["top_k_variance"], n=n,
-                                     higher_is_better=False, k=min(self.config.top_k,
-                                                                   len(ratio))),
-            "components_85": Metric(value=summary["components_85"], n=n, higher_is_better=True),
-            "components_95": Metric(value=summary["components_95"], n=n, higher_is_better=True),
-            "effective_rank": Metric(value=effective_rank_from_singular_values(s), n=n,
-                                     higher_is_better=True),
+                                     k=min(self.config.top_k, len(ratio))),
+            "components_85": Metric(value=summary["components_85"], n=n),
+            "components_95": Metric(value=summary["components_95"], n=n),
+            "effective_rank": Metric(value=effective_rank_from_singular_values(s), n=n),
         }
         details = {"n": n, "dim": int(x.shape[1]), "k": min(self.config.top_k, len(ratio)),
                    "explained_variance_ratio": ratio.tolist()}

@@ -42,7 +42,8 @@ from pydantic import Field
 
 from evalharness.errors import UserError
 from evalharness.results import Metric
-from evalharness.tasks.base import Component, ComponentConfig, TextNeed
+from evalharness.components import ComponentConfig, TextNeed
+from evalharness.tasks.base import Task
 
 DEFAULT_MAX_ITER = {"linear-probe": 1000, "mteb-fewshot": 100, "knn": None}
 
@@ -183,14 +184,10 @@ def align_labels(train, test) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 # the task ------------------------------------------------------------------------------
 
-class ClassificationTask(Component):
-    type = "classification"
+class ClassificationTask(Task):
     Config = ClassificationConfig
+    metrics = {"accuracy": True, "macro_f1": True, "weighted_f1": True}
     main_metric = "accuracy"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["accuracy", "macro_f1", "weighted_f1"]
 
     def load(self, resolver) -> None:
         cfg = self.config

@@ -25,7 +25,9 @@ from pydantic import Field
 
 from evalharness.errors import UserError
 from evalharness.results import Metric
-from evalharness.tasks.base import Component, ComponentConfig, TextNeed, normalize_rows
+from evalharness.components import ComponentConfig, TextNeed
+from evalharness.tasks.base import Task
+from evalharness.vectors_math import normalize_rows
 
 _REPLY = re.compile(r"^\s*(?:re\s*:\s*)+", re.IGNORECASE)
 
@@ -99,15 +101,12 @@ def truncated_fraction(texts, encoder) -> float | None:
     return float(np.mean(lengths > encoder.max_seq_length))
 
 
-class ClusteringTask(Component):
-    type = "clustering"
+class ClusteringTask(Task):
     Config = ClusteringConfig
+    metrics = {"v_measure": True, "ari": True, "ami": True, "silhouette_gold": True,
+               "silhouette_pred": True, "davies_bouldin_gold": False,
+               "davies_bouldin_pred": False, "truncated_fraction": False}
     main_metric = "v_measure"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["v_measure", "ari", "ami", "silhouette_gold", "silhouette_pred",
-                "davies_bouldin_gold", "davies_bouldin_pred", "truncated_fraction"]
 
     def load(self, resolver) -> None:
         cfg = self.config
@@ -161,15 +160,14 @@ class ClusteringTask(Component):
         metrics["silhouette_gold"] = Metric(value=silhouette_cosine(dist, gold[sample]), n=m)
         v, s = mean_std(sil_pred)
         metrics["silhouette_pred"] = Metric(value=v, std=s, n=m)
-        metrics["davies_bouldin_gold"] = Metric(value=davies_bouldin(x, gold), n=n,
-                                                higher_is_better=False)
+        metrics["davies_bouldin_gold"] = Metric(value=davies_bouldin(x, gold), n=n)
         v, s = mean_std(db_pred)
-        metrics["davies_bouldin_pred"] = Metric(value=v, std=s, n=n, higher_is_better=False)
+        metrics["davies_bouldin_pred"] = Metric(value=v, std=s, n=n)
         details = {"field": cfg.field, "n_clusters": self.n_clusters, "n": n, "seeds": seeds,
                    "batch_size": cfg.batch_size, "silhouette_sample": m,
                    "per_seed": {k: [sc[k] for sc in scores] for k in scores[0]}}
         frac = truncated_fraction(self.texts, encoder)
         if frac is not None:
-            metrics["truncated_fraction"] = Metric(value=frac, n=n, higher_is_better=False)
+            metrics["truncated_fraction"] = Metric(value=frac, n=n)
             details["max_seq_length"] = encoder.max_seq_length
         return self.result(metrics, details=details)

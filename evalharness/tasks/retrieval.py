@@ -16,8 +16,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
+from evalharness.components import ComponentConfig, TextNeed, limit
 from evalharness.tasks import ir_metrics
-from evalharness.tasks.base import Component, ComponentConfig, TextNeed, limit
+from evalharness.tasks.base import Task
 from evalharness.tasks.search import exact_topk
 
 MAIN_METRIC = "ndcg_at_10"
@@ -53,9 +54,9 @@ def evaluate_ranking(ranking: np.ndarray, qrels: dict[str, dict[str, int]],
             "n_relevant": judged.n_relevant}
 
 
-class RetrievalTask(Component):
-    type = "retrieval"
+class RetrievalTask(Task):
     Config = RetrievalConfig
+    metrics = {f"{family}_at_{{k}}": True for family in ir_metrics.FAMILIES}
     main_metric = MAIN_METRIC
 
     @classmethod

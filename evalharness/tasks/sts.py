@@ -6,7 +6,9 @@ from typing import Literal
 
 import numpy as np
 
-from evalharness.tasks.base import Component, ComponentConfig, TextNeed, cosine_rows
+from evalharness.components import ComponentConfig, TextNeed
+from evalharness.tasks.base import Task
+from evalharness.vectors_math import cosine_rows
 
 
 class STSConfig(ComponentConfig):
@@ -21,14 +23,10 @@ def sts_scores(gold: np.ndarray, cosine: np.ndarray) -> dict[str, float]:
             "cosine_pearson": float(pearsonr(gold, cosine).statistic)}
 
 
-class STSTask(Component):
-    type = "sts"
+class STSTask(Task):
     Config = STSConfig
+    metrics = {"cosine_spearman": True, "cosine_pearson": True}
     main_metric = "cosine_spearman"
-
-    @classmethod
-    def metric_names(cls, config) -> list[str]:
-        return ["cosine_spearman", "cosine_pearson"]
 
     def load(self, resolver) -> None:
         data = resolver.pairs(self.config.dataset, self.config.split)
