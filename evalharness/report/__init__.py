@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evalharness.results import RunResults, write_atomic
+from evalharness.atomic import write_atomic
+from evalharness.results import RunResults
 
 __all__ = ["write_run_reports", "write_html_report", "is_reports_root"]
 

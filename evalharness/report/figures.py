@@ -21,6 +21,8 @@ matplotlib.use("Agg", force=False)  # never needs a display; pyplot is not used
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from evalharness.formatting import fmt  # noqa: E402
+
 # Colour-blind safe (Okabe-Ito), one colour per series in every figure.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
            "#000000"]
@@ -264,8 +266,10 @@ def confusion_matrix(matrix: Sequence[Sequence[float]], labels: Sequence[str] | 
         if k <= 12:
             for i in range(k):
                 for j in range(k):
-                    ax.text(j, i, f"{int(m[i, j])}" if float(m[i, j]).is_integer()
-                            else f"{m[i, j]:.2g}", ha="center", va="center", fontsize=8,
+                    x = float(m[i, j])
+                    ax.text(j, i, fmt(int(x), grouping=False) if x.is_integer()
+                            else fmt(x, 2, style="general"), ha="center", va="center",
+                            fontsize=8,
                             color="white" if norm[i, j] > 0.6 else "black")
         fig.colorbar(im, ax=ax, shrink=0.8, label="fraction of true class")
 
@@ -289,7 +293,8 @@ def score_distribution(scores: dict[str, Sequence[float]], *, metric: str,
         for i, (label, v) in enumerate(scores.items()):
             counts, _ = np.histogram(v, bins=edges)
             ax.stairs(100 * counts / len(v), edges, color=color(i), linewidth=1.6,
-                      label=f"{short(label)} ({v.mean():.3f}, {len(v)})")
+                      label=f"{short(label)} ({fmt(float(v.mean()), 3, style='fixed')}, "
+                            f"{len(v)})")
             ax.axvline(v.mean(), color=color(i), linestyle="--", linewidth=1)
         ax.set_xlabel(f"per-query {metric}")
         ax.set_ylabel("queries (%)")

@@ -6,9 +6,12 @@ are folded into a ``<details>`` block so a long threshold table stays short on t
 
 from __future__ import annotations
 
+from evalharness.formatting import fmt
 from evalharness.results import RunResults, Verdict
 
-ICON = {"pass": "✅", "fail": "❌", "warn": "⚠️"}
+ICON = {"pass": "✅", "fail": "❌", "warn": "⚠️", "none": "⚪"}
+# the one number formatter, with the summary's parameters: 4 decimals, "—" when missing
+NUM = {"style": "fixed", "missing": "—", "grouping": False}
 
 
 def _status(v: Verdict) -> str:
@@ -21,34 +24,22 @@ def _cell(x) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def _num(v) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_num(x) for x in v) + "]"
-    return str(v)
-
-
 def _bound(v: Verdict) -> str:
-    extra = v.model_dump(exclude_none=True)
     if v.op == "regression":
-        arrow = "≥" if extra.get("higher_is_better", True) else "≤"
-        return (f"{arrow} {_num(v.threshold)} (baseline {_num(extra.get('baseline'))} "
-                f"± {_num(extra.get('tolerance'))})")
-    conf = extra.get("confidence")
+        arrow = "≥" if v.higher_is_better is not False else "≤"
+        return (f"{arrow} {fmt(v.threshold, **NUM)} (baseline {fmt(v.baseline, **NUM)} "
+                f"± {fmt(v.tolerance, **NUM)})")
     op = {">=": "≥", "<=": "≤"}.get(v.op, v.op)
-    return f"{op} {_num(v.threshold)}" + (f" ({conf} CI bound)" if conf else "")
+    return f"{op} {fmt(v.threshold, **NUM)}" + \
+        (f" ({v.confidence} CI bound)" if v.confidence else "")
 
 
 def _value(v: Verdict) -> str:
-    extra = v.model_dump(exclude_none=True)
-    out = _num(v.value)
-    if v.op == "regression" and extra.get("delta") is not None:
-        out += f" ({extra['delta']:+.4f}"
-        if extra.get("p_value") is not None:
-            out += f", p={extra['p_value']:.3g}"
+    out = fmt(v.value, **NUM)
+    if v.op == "regression" and v.delta is not None:
+        out += f" ({fmt(v.delta, **NUM, sign=True)}"
+        if v.p_value is not None:
+            out += f", p={fmt(v.p_value, 3, style='general', grouping=False)}"
         out += ")"
     return out
 
@@ -72,8 +63,9 @@ def render_gate_summary(res: RunResults, verdicts: list[Verdict] | None = None, 
     broken += [f"{enc} (encoder)" for enc, rec in res.encoders.items() if rec.error]
     ok = not failed and not broken
     title = title or f"evalharness gate — {res.suite}"
-    lines = [f"### {ICON['pass'] if ok else ICON['fail']} {title}: "
-             f"{'PASSED' if ok else 'FAILED'}", ""]
+    status = "fail" if not ok else "pass" if verdicts else "none"  # none: neutral, not green
+    word = {"pass": "PASSED", "fail": "FAILED", "none": "NO GATES"}[status]
+    lines = [f"### {ICON[status]} {title}: {word}", ""]
     if not verdicts:
         lines.append("No thresholds and no baseline: nothing was gated.")
     else:

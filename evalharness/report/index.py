@@ -9,7 +9,9 @@ import math
 from pathlib import Path
 from urllib.parse import quote
 
-from evalharness.results import SCHEMA_VERSION, write_atomic
+from evalharness.atomic import write_atomic
+from evalharness.formatting import fmt
+from evalharness.results import SCHEMA_VERSION
 
 MAX_RUNS = 200  # newest runs shown (and plotted); older ones are listed by count only
 
@@ -93,13 +95,11 @@ def render_index(root: str | Path) -> str:
     for r in reversed(runs):  # one row per (run, encoder); run cells on its first row
         encoders = r["encoders"] or [""]
         for i, enc in enumerate(encoders):
-            cells = []
-            for m in metrics:
-                v = r["scores"].get(m, {}).get(enc)
-                cells.append("" if v is None else f"{v:.4f}")
+            cells = [fmt(r["scores"].get(m, {}).get(enc), style="fixed", missing="")
+                     for m in metrics]
             rows.append({**r, "first": i == 0, "span": len(encoders), "encoder": enc,
-                         "cells": cells,
-                         "seconds": "" if r["seconds"] is None else f"{r['seconds']:.1f}"})
+                         "cells": cells, "seconds": fmt(r["seconds"], 1, style="fixed",
+                                                        missing="")})
     return environment().get_template("index.html.j2").render(
         title=f"evalharness runs in {Path(root).resolve().name}", rows=rows, metrics=metrics,
         figures=trend_figures(runs), older=older, n_runs=len(runs))

@@ -1,15 +1,16 @@
 """The Markdown report: the HTML report's tables (verdict, gates, comparisons, metrics,
-run metadata) as GitHub-flavoured Markdown, no figures. Cell text is escaped so a
-dataset text or an id can neither break a table nor inject HTML."""
+prompts, run metadata) as GitHub-flavoured Markdown, no figures. The data comes from
+:func:`evalharness.report.context.build_context`; this module only lays it out. Cell text
+is escaped so a dataset text or an id can neither break a table nor inject HTML."""
 
 from __future__ import annotations
 
 import re
 
-from evalharness.report.html import build_context, fmt
+from evalharness.report.context import build_context
 from evalharness.results import RunResults
 
-ICON = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail"}
+ICON = {"pass": "✅ pass", "warn": "⚠️ warn", "fail": "❌ fail", "none": "⚪ no gates"}
 
 
 def esc(text) -> str:
@@ -29,15 +30,10 @@ def table(header: list[str], rows: list[list], align: list[str] | None = None) -
 
 
 def comparison_table(rows: list[dict]) -> str:
-    def winner(c):
-        if c["significant"] and c["winner"]:
-            return f"{c['winner']} {c['stars']}"
-        return "not tested" if c["p_value"] is None else "no significant difference"
-
     return table(["metric", "A", "B", "A value", "B value", "B − A", "95% CI", "p-value",
                   "winner"],
-                 [[c["metric"], c["a"] or "–", c["b"] or "–", fmt(c["value_a"]),
-                   fmt(c["value_b"]), c["diff_text"], c["ci_text"], c["p_text"], winner(c)]
+                 [[c["metric"], c["a"] or "–", c["b"] or "–", c["value_a_text"],
+                   c["value_b_text"], c["diff_text"], c["ci_text"], c["p_text"], c["outcome"]]
                   for c in rows], ["l", "l", "l", "r", "r", "r", "r", "r", "l"])
 
 
@@ -98,6 +94,10 @@ def render_markdown(runs: list[RunResults]) -> str:
                 cells += [f"{c['value']} {c['std']}".strip(), c["ci"], c["n"]]
             rows.append([name, r["direction"], *cells])
         out += [table(header, rows, ["l", "l"] + ["r"] * (len(header) - 2)), ""]
+        if t["prompts"]:
+            out += [table(["encoder", "role", "prompt"],
+                          [[p["series"], p["role"] or "all", p["prompt"]] for p in t["prompts"]]),
+                    ""]
     out += ["## Run metadata", ""]
     for run in ctx["runs"]:
         m = run["meta"]
@@ -112,10 +112,19 @@ def render_markdown(runs: list[RunResults]) -> str:
                         e["seconds"]["plan"], e["seconds"]["encode"], e["seconds"]["evaluate"],
                         e["hits"], e["misses"]] for e in m["encoders"]],
                       ["l", "l", "r", "l", "r", "r", "r", "r", "r", "r"]), ""]
+        mf = m["model_facts"]
+        if mf:
+            out += [table(["encoder", *(k.replace("_", " ") for k in mf["columns"]),
+                           *(["engine"] if mf["engine"] else [])],
+                          [[r["id"], *r["cells"], *([r["engine"]] if mf["engine"] else [])]
+                           for r in mf["rows"]]), ""]
         if m["datasets"]:
-            out += [table(["dataset", "split", "rows", "checksum"],
-                          [[d["name"], d["split"], d["rows"], d["checksum"]]
-                           for d in m["datasets"]], ["l", "l", "r", "l"]), ""]
+            used = m["rows_used"]
+            out += [table(["dataset", "split", *(["rows used", "rows in file"] if used
+                                                 else ["rows"]), "checksum"],
+                          [[d["name"], d["split"], *([d["rows_used"]] if used else []),
+                            d["rows"], d["checksum"]] for d in m["datasets"]],
+                          ["l", "l", *(["r"] if used else []), "r", "l"]), ""]
         if m["versions"]:
             out += [", ".join(f"{esc(k)} {esc(v)}" for k, v in m["versions"]), ""]
     return "\n".join(out).rstrip() + "\n"
