@@ -17,12 +17,38 @@ from evalharness.errors import UserError
 Locations = dict[tuple, int]
 
 
+# A suite has hundreds of values; YAML aliases can make a few hundred bytes expand to
+# billions of them (the "billion laughs" alias bomb). Expansion stops at this many values.
+MAX_NODES = 100_000
+
+
 class _Loader(yaml.SafeLoader):
     pass
 
 
-def _construct(node: yaml.Node, path: tuple, locs: Locations, source: str) -> Any:
-    locs[path] = node.start_mark.line + 1
+class _Budget:
+    """Values constructed so far (aliases expand their node again each time)."""
+
+    def __init__(self, source: str):
+        self.left = MAX_NODES
+        self.source = source
+        self.loader = _Loader("")
+
+    def spend(self, node: yaml.Node) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise UserError(f"the YAML expands to more than {MAX_NODES:,} values (nested "
+                            "aliases: '&name' / '*name')", source=self.source,
+                            line=node.start_mark.line + 1,
+                            hint="a suite file needs far fewer values; write the repeated "
+                                 "parts out, or reference them fewer times")
+
+
+def _construct(node: yaml.Node, path: tuple, locs: Locations, source: str,
+               budget: _Budget | None = None) -> Any:
+    budget = budget or _Budget(source)
+    budget.spend(node)
+    locs.setdefault(path, node.start_mark.line + 1)  # a mapping value: its key's line
     if isinstance(node, yaml.MappingNode):
         out: dict = {}
         for key_node, value_node in node.value:
@@ -34,16 +60,16 @@ def _construct(node: yaml.Node, path: tuple, locs: Locations, source: str) -> An
                 raise UserError(f"duplicate key '{key}'", source=source,
                                 line=key_node.start_mark.line + 1)
             locs[path + (key,)] = key_node.start_mark.line + 1
-            out[key] = _construct(value_node, path + (key,), locs, source)
+            out[key] = _construct(value_node, path + (key,), locs, source, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(v, path + (i,), locs, source) for i, v in enumerate(node.value)]
-    return _scalar(node)
+        return [_construct(v, path + (i,), locs, source, budget)
+                for i, v in enumerate(node.value)]
+    return _scalar(node, budget.loader)
 
 
-def _scalar(node: yaml.ScalarNode) -> Any:
-    loader = _Loader("")
-    return loader.construct_object(node, deep=True)
+def _scalar(node: yaml.ScalarNode, loader: yaml.SafeLoader | None = None) -> Any:
+    return (loader or _Loader("")).construct_object(node, deep=True)
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, Locations]:
@@ -55,23 +81,44 @@ def parse_yaml(text: str, source: str) -> tuple[Any, Locations]:
         problem = exc.problem or str(exc)
         raise UserError(f"YAML syntax error: {problem}", source=source, line=line,
                         hint="check indentation, colons and quotes on that line") from None
-    except yaml.YAMLError as exc:  # pragma: no cover - defensive
-        raise UserError(f"YAML error: {exc}", source=source) from None
+    except yaml.YAMLError as exc:  # e.g. control characters (yaml's ReaderError)
+        raise UserError(f"YAML error: {exc}", source=source,
+                        hint="a suite file is UTF-8 YAML text") from None
+    except RecursionError:
+        raise UserError("the YAML is nested too deeply", source=source) from None
     locs: Locations = {}
     if node is None:
         return None, locs
-    return _construct(node, (), locs, source), locs
+    try:
+        return _construct(node, (), locs, source), locs
+    except RecursionError:
+        raise UserError("the YAML is nested too deeply, or an alias ('*name') refers to a "
+                        "value that contains it", source=source) from None
+
+
+def decode_utf8(data: bytes, source: str) -> str:
+    """``data`` as text, or a UserError naming the line and byte that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"not a UTF-8 text file (byte 0x{data[exc.start]:02x} at offset "
+                        f"{exc.start} cannot be decoded)", source=source, line=line,
+                        hint="suite and threshold files are YAML text encoded as UTF-8; is "
+                             "this the right file?") from None
 
 
 def load_yaml(path: str | Path) -> tuple[Any, Locations]:
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise UserError("file not found", source=str(p)) from None
+    except IsADirectoryError:
+        raise UserError("is a folder, not a file", source=str(p)) from None
     except OSError as exc:
         raise UserError(f"cannot read file: {exc.strerror}", source=str(p)) from None
-    return parse_yaml(text, str(p))
+    return parse_yaml(decode_utf8(data, str(p)), str(p))
 
 
 def line_of(locs: Locations, path: tuple) -> int | None:

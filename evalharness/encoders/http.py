@@ -4,7 +4,8 @@ Request: ``POST {url}`` with JSON ``{"model": MODEL, "input": [texts...]}`` (plu
 ``"dimensions"`` when set); response ``{"data": [{"embedding": [...], "index": i}, ...]}``,
 rows put back in ``index`` order. The URL may be the endpoint itself (``.../embeddings``),
 an API root ending in ``/v1`` (``/embeddings`` is appended) or a bare host
-(``/v1/embeddings`` is appended).
+(``/v1/embeddings`` is appended). ``http://HOST/v1?model=NAME`` (the URL alone) is the same
+encoder as ``http:http://HOST/v1?model=NAME``; a URL without a scheme gets ``http://``.
 
 Options: ``model``, ``batch_size`` (texts per request), ``timeout`` (seconds per request),
 ``max_retries``, ``backoff`` (first delay, seconds), ``max_backoff`` (cap of every delay,
@@ -56,8 +57,30 @@ class HttpOptions(BaseOptions):
     dimensions: int | None = Field(None, ge=1)
 
 
+def with_scheme(target: str) -> str:
+    """``target`` with ``http://`` in front when it names no scheme (``host:port/v1``)."""
+    t = target.strip()
+    return t if "://" in t else "http://" + t.lstrip("/")
+
+
+def target_problem(target: str) -> tuple[str, str] | None:
+    """(message, hint) when ``target`` cannot be an endpoint URL, else None (validate)."""
+    from urllib.parse import urlsplit
+
+    working = "http://HOST:PORT/v1?model=NAME (or http:http://HOST:PORT/v1?model=NAME)"
+    parts = urlsplit(with_scheme(target))
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return (f"'{target}' is not an http(s) URL of an embeddings endpoint",
+                f"write the encoder as {working}")
+    try:
+        parts.port
+    except ValueError:
+        return f"'{target}' has an invalid port", f"write the encoder as {working}"
+    return None
+
+
 def endpoint_url(target: str) -> str:
-    url = target.rstrip("/")
+    url = with_scheme(target).rstrip("/")
     if url.endswith("/embeddings"):
         return url
     if url.endswith("/v1"):
@@ -122,6 +145,7 @@ def parse_embeddings(name: str, body: bytes, n_expected: int, *, offset: int = 0
 class HttpEncoder(EncoderBase):
     Options = HttpOptions
     needs_target = True
+    check_target = staticmethod(target_problem)
 
     def __init__(self, name, target, options, *, spec_string=""):
         super().__init__(name, target, options, spec_string=spec_string)

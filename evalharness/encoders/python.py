@@ -18,13 +18,26 @@ from evalharness.encoders.base import BaseOptions, EncoderBase, fingerprint_of
 from evalharness.errors import UserError
 
 
+SIGNATURE = "f(texts: list[str]) -> array (n, dim)"
+
+
 class PythonOptions(BaseOptions):
     version: str = ""  # bump to invalidate cached vectors when the callable changes behaviour
+
+
+def target_problem(target: str) -> tuple[str, str] | None:
+    """(message, hint) when ``target`` is not ``package.module:callable`` (validate)."""
+    module_name, _, attr = target.partition(":")
+    if not module_name or not attr or ":" in attr:
+        return (f"py encoder target must be 'package.module:callable', got '{target}'",
+                f"e.g. py:mypkg.embed:encode, where encode is {SIGNATURE}")
+    return None
 
 
 class PythonEncoder(EncoderBase):
     Options = PythonOptions
     needs_target = True
+    check_target = staticmethod(target_problem)
 
     def __init__(self, name, target, options, *, spec_string=""):
         super().__init__(name, target, options, spec_string=spec_string)
@@ -77,7 +90,18 @@ class PythonEncoder(EncoderBase):
         self.load()
         fn, takes_role = self._fn
         texts = self.with_prefix(texts, role)
-        out = fn(texts, role=role) if takes_role else fn(texts)
+        try:
+            out = fn(texts, role=role) if takes_role else fn(texts)
+        except TypeError as exc:  # a callable of another shape (e.g. os.path:basename)
+            raise UserError(f"encoder '{self.name}' (py:{self.target}) cannot be called as "
+                            f"{SIGNATURE}: TypeError: {exc}", field=f"encoders.{self.name}",
+                            hint="point py: at a function f(texts) (optionally with a "
+                                 "'role' keyword), an object with such an encode method, or "
+                                 "a class whose instances have one") from None
+        if isinstance(out, (str, bytes)) or np.ndim(out) == 0:
+            raise UserError(f"encoder '{self.name}' (py:{self.target}) returned "
+                            f"{type(out).__name__}, not an array: expected {SIGNATURE}",
+                            field=f"encoders.{self.name}")
         if hasattr(out, "detach"):
             out = out.detach().float().cpu().numpy()
         arr = np.asarray(out)

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from evalharness.encoders.base import BaseOptions, EncoderBase, fingerprint_of
 
 
+# Beyond this a "dimension" is a typo (dim=1e11 would need 400 GB per 1000 texts).
+MAX_DIM = 65_536
+
+
+def check_dim(value):
+    """Pydantic before-validator of a ``dim`` option: reject sizes above ``MAX_DIM``
+    (also when written as text, e.g. ``1e11`` from YAML) with one clear message."""
+    try:
+        number = float(value) if isinstance(value, (int, float, str)) \
+            and not isinstance(value, bool) else None
+    except ValueError:
+        number = None
+    if number is not None and number > MAX_DIM:
+        raise ValueError(f"must be at most {MAX_DIM:,} dimensions")
+    return value
+
+
 class RandomOptions(BaseOptions):
-    dim: int = Field(384, ge=1)
+    dim: Annotated[int, BeforeValidator(check_dim)] = Field(384, ge=1)
     seed: int = 0
 
 

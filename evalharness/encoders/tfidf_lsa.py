@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from typing import Annotated
 
 import numpy as np
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from evalharness.encoders.base import BaseOptions, EncoderBase, fingerprint_of
+from evalharness.encoders.random import check_dim
+
+log = logging.getLogger(__name__)
 
 
 class TfidfLsaOptions(BaseOptions):
-    dim: int = Field(256, ge=1)
+    dim: Annotated[int, BeforeValidator(check_dim)] = Field(
+        256, ge=1, description="requested dimension; at most (unique texts - 1) and (terms - 1) "
+                               "are possible, and the encoder's dim is what was fitted")
     seed: int = 0
     min_df: int = Field(1, ge=1)
     sublinear_tf: bool = True
@@ -32,6 +39,7 @@ class TfidfLsaEncoder(EncoderBase):
         self._corpus: list[str] | None = None
         self._corpus_digest = "unfitted"
         self._pipeline = None
+        self.dim_limited: dict | None = None  # set when the texts allow fewer than dim
 
     def prepare(self, texts: list[str]) -> None:
         corpus = sorted(set(texts))
@@ -53,11 +61,24 @@ class TfidfLsaEncoder(EncoderBase):
                               ngram_range=(1, o.ngram_max), dtype=np.float32)
         x = vec.fit_transform(self._corpus)
         n_comp = max(1, min(o.dim, x.shape[1] - 1, x.shape[0] - 1))
+        if n_comp < o.dim:
+            self.dim_limited = {"requested": o.dim, "effective": n_comp,
+                                "texts": x.shape[0], "terms": x.shape[1]}
+            log.warning(f"warning: encoder '{self.name}': tfidf-lsa dim={o.dim} is more than "
+                        f"{x.shape[0]} texts with {x.shape[1]} distinct terms allow; its "
+                        f"vectors have {n_comp} dimensions (results.json records dim "
+                        f"{n_comp})")
         svd = TruncatedSVD(n_components=n_comp, random_state=o.seed, algorithm="randomized",
                            n_iter=5)
         svd.fit(x)
         self._pipeline = (vec, svd)
         self._dim = n_comp
+
+    def describe(self) -> dict:
+        out = super().describe()
+        if self.dim_limited:
+            out["dim_requested"] = self.dim_limited["requested"]
+        return out
 
     @property
     def dim(self):
