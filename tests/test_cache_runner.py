@@ -25,9 +25,9 @@ def test_cache_roundtrip_and_compaction(tmp_path):
     vecs = np.arange(40, dtype=np.float32).reshape(20, 2)
     for i in range(10):  # many small writes -> compacted into one shard
         cache.store("fp", "any", digests[2 * i:2 * i + 2], vecs[2 * i:2 * i + 2])
-    folder = tmp_path / "v1" / "fp" / "any"
-    assert len(list(folder.glob("*.npz"))) <= 8
-    assert not list(folder.glob("*.tmp"))
+    folder = tmp_path / "v2" / "fp" / "any"
+    assert len(list((folder / "index").glob("*.json"))) <= 8  # index segments
+    assert not list(folder.rglob("*.tmp"))
     mask, found = cache.lookup("fp", "any", digests[::-1] + [text_digest("new")])
     assert mask.tolist() == [True] * 20 + [False]
     np.testing.assert_array_equal(found, vecs[::-1])
@@ -37,7 +37,7 @@ def test_cache_roundtrip_and_compaction(tmp_path):
 def test_damaged_shard_is_a_miss(tmp_path):
     cache = EmbeddingCache(tmp_path)
     cache.store("fp", "any", [text_digest("a")], np.ones((1, 2), np.float32))
-    shard = next((tmp_path / "v1" / "fp" / "any").glob("*.npz"))
+    shard = next((tmp_path / "v2" / "fp" / "any" / "data").glob("*.npy"))
     shard.write_bytes(b"garbage")
     assert not cache.lookup("fp", "any", [text_digest("a")])[0].any()
 
