@@ -37,42 +37,40 @@ def _encoder_overrides(items: list[str]) -> dict[str, str]:
 
 
 def cmd_run(args) -> int:
+    from pathlib import Path
+
     from evalharness import console
-    from evalharness.runner import RunOptions, run_suite
+    from evalharness.api import evaluate
+    from evalharness.runner import new_run_id
     from evalharness.suite import load_suite
 
     suite = load_suite(args.suite)
-    opts = RunOptions(data_dir=args.data_dir, output=args.output, cache_dir=args.cache_dir,
-                      no_cache=args.no_cache, only=args.only or [],
-                      encoders=_encoder_overrides(args.encoder), log=_log)
-    outcome = run_suite(suite, opts)
-    res = outcome.results
-    print(console.results_table(res))
+    folder = Path(args.output) if args.output else Path("reports") / new_run_id(suite.suite)
+    res = evaluate(suite, encoders=_encoder_overrides(args.encoder), data_dir=args.data_dir,
+                   cache_dir=args.cache_dir, no_cache=args.no_cache, output=folder,
+                   only=args.only, engine=args.engine, ray_address=args.ray_address,
+                   track=args.track, report=True, log=_log)
+    print(console.results_table(res.results))
     print()
-    print(console.stage_table(res))
+    print(console.stage_table(res.results))
     if res.verdicts:
         print()
-        print(console.verdict_table(res))
-    _write_reports(outcome.folder, res, args)
-    print(f"\nresults: {outcome.folder / 'results.json'}")
-    status = {0: "PASSED", 1: "FAILED (a gate failed)", 2: "ERROR (bad input)",
-              3: "ERROR (encoder or internal failure)"}[outcome.exit_code]
-    print(f"verdict: {status}")
-    for err in outcome.errors:
+        print(console.verdict_table(res.results))
+    print(f"\nresults: {folder / 'results.json'}")
+    if (folder / "report.html").exists():
+        print(f"report:  {folder / 'report.html'}")
+    if res.tracking:
+        print(f"tracked: {res.tracking['tracker']} run {res.tracking['run_id']}")
+    verdict_line = getattr(console, "verdict_line", None)
+    if verdict_line is not None:
+        print(verdict_line(res.results, res.exit_code))
+    else:
+        status = {0: "PASSED", 1: "FAILED (a gate failed)", 2: "ERROR (bad input)",
+                  3: "ERROR (encoder or internal failure)"}[res.exit_code]
+        print(f"verdict: {status}")
+    for err in res.errors:
         _log(f"error: {err}")
-    return outcome.exit_code
-
-
-def _write_reports(folder, res, args) -> None:
-    """Reports written next to results.json at the end of every run."""
-    try:
-        from evalharness.report import write_run_reports
-    except ImportError:
-        return
-    try:
-        write_run_reports(folder, res)
-    except Exception as exc:  # a report failing must not lose the computed results
-        _log(f"warning: could not write the report: {type(exc).__name__}: {exc}")
+    return res.exit_code
 
 
 def cmd_validate(args) -> int:
@@ -252,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cache", action="store_true")
     r.add_argument("--cache-dir")
     r.add_argument("--only", nargs="+", metavar="ID")
+    r.add_argument("--engine", choices=["local", "ray"], default=None,
+                   help="where cache misses are encoded (default: the suite's execution: "
+                        "engine, else local)")
+    r.add_argument("--ray-address", metavar="ADDR",
+                   help="an existing Ray cluster ('auto', 'ray://HOST:10001'); default: a "
+                        "local Ray started for the run")
+    r.add_argument("--track", metavar="mlflow[:URI]",
+                   help="log the run to MLflow (default store: ./mlflow.db + ./mlruns)")
     r.set_defaults(fn=cmd_run)
 
     v = sub.add_parser("validate", help="check a suite file without running it")

@@ -46,6 +46,7 @@ class RunOptions:
     encoders: dict[str, str] = field(default_factory=dict)  # --encoder ID=SPEC overrides
     reports_root: str = "reports"
     write_report: bool = True
+    write_results: bool = True  # False: the Python API without an output folder
     execution: ExecutionConfig | None = None  # --engine/--ray-address; None: the suite's
     log: object = print
 
@@ -333,5 +334,8 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
 
     folder = Path(opts.output) if opts.output else Path(opts.reports_root) / new_run_id(suite.suite)
     results.seconds = dict(stage_seconds)
-    write(results, folder, t_start)
+    if opts.write_results:
+        write(results, folder, t_start)
+    else:
+        results.seconds["total"] = round(time.perf_counter() - t_start, 4)
     return RunOutcome(results, folder, problems.exit_code, problems.messages)

@@ -91,13 +91,18 @@ class Suite(Strict):
             return self
         from evalharness.encoders.spec import check_bases, parse_encoder_entry
 
-        specs = dict(self.encoder_specs)
-        for eid, text in overrides.items():
-            specs[eid] = parse_encoder_entry(eid, text, source=source)
+        from evalharness.encoders.spec import EncoderSpec
+
+        specs, raw = dict(self.encoder_specs), dict(self.encoders)
+        for eid, value in overrides.items():
+            if isinstance(value, (str, dict)):
+                specs[eid] = parse_encoder_entry(eid, value, source=source)
+                raw[eid] = value
+            else:  # the Python API: an object with encode(), or a callable
+                specs[eid] = EncoderSpec(eid, "object", None, {}, raw=value)
+                raw[eid] = specs[eid].spec_string()
         check_bases(specs, source=source)
-        new = self.model_copy(update={"encoders": {**self.encoders, **overrides},
-                                      "encoder_specs": specs})
-        return new
+        return self.model_copy(update={"encoders": raw, "encoder_specs": specs})
 
     def components(self) -> dict[str, tuple[str, Any]]:
         """id -> (kind, config) for every task and check, in suite order."""
@@ -255,6 +260,8 @@ def resolved_config(suite: Suite, only: list[str] | None = None) -> dict:
     for eid, spec in suite.encoder_specs.items():
         if spec.type == "variant":
             opts = VariantOptions.model_validate(spec.options).model_dump()
+        elif spec.type == "object":
+            opts = {}
         else:
             cls = registry.resolve("encoder", spec.type)
             opts = cls.Options.model_validate(spec.options).model_dump(mode="json")

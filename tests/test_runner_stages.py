@@ -19,7 +19,7 @@ bootstrap: 50
 encoders:
   r: random?dim=16&seed=1
 tasks:
-  sts: {type: sts, dataset: tinysts, limit: 10}
+  sts: {type: sts, dataset: tinysts, limit: 6}
 """
 
 
@@ -37,7 +37,7 @@ def test_results_record_the_resolved_suite_with_defaults(tmp_path):
     cfg = saved["suite_config"]
     assert cfg["encoders"]["r"]["options"]["dim"] == 16
     assert cfg["encoders"]["r"]["options"]["batch_size"] == 32  # a default, recorded
-    assert cfg["components"]["sts"]["limit"] == 10
+    assert cfg["components"]["sts"]["limit"] == 6
     assert cfg["components"]["sts"]["split"] == "test"  # a default, recorded
     assert cfg["execution"]["engine"] == "local"
     assert out.exit_code == 0
@@ -47,7 +47,7 @@ def test_rows_used_next_to_rows_in_the_file(tmp_path):
     _run(tmp_path)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     rec = saved["datasets"]["tinysts"]
-    assert rec["rows_used"] == 10 and rec["rows"] > 10
+    assert rec["rows_used"] == 6 and rec["rows"] == 10
 
 
 def test_write_and_total_seconds_are_real_numbers_in_the_single_write(tmp_path):

@@ -15,6 +15,10 @@ from evalharness.encoders.variants import build_variant
 
 def build_encoder(spec: EncoderSpec):
     """A fresh encoder object for a (non-variant) spec."""
+    if spec.type == "object":  # handed to the Python API as an object or a callable
+        from evalharness.encoders.in_memory import ObjectEncoder
+
+        return ObjectEncoder(spec.id, spec.raw)
     cls = registry.resolve("encoder", spec.type)
     opts = cls.Options.model_validate(spec.options)
     return cls(spec.id, spec.target, opts, spec_string=spec.spec_string())

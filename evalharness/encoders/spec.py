@@ -27,6 +27,8 @@ class EncoderSpec:
     raw: Any = None
 
     def spec_string(self) -> str:
+        if self.type == "object":
+            return f"object:{type(self.raw).__name__}"
         s = self.type
         if self.target and self.type != "minilm":
             s += f":{self.target}"
