@@ -86,44 +86,21 @@ def cmd_validate(args) -> int:
 
 def cmd_gate(args) -> int:
     from evalharness import console
-    from evalharness.errors import UserError
-    from evalharness.gate import evaluate_thresholds, overall_passed, regression_verdicts
-    from evalharness.results import load_results
+    from evalharness.atomic import write_atomic
+    from evalharness.gate import run_gate
 
-    if args.baseline is None:
-        for flag, given in (("--tolerance", args.tolerance is not None),
-                            ("--significant", args.significant),
-                            ("--include-machine-dependent", args.include_machine_dependent)):
-            if given:
-                raise UserError(f"{flag} needs --baseline OLD_RESULTS.json")
-    if not 0 < args.alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, got {args.alpha}")
-    res = load_results(args.results)
-    if args.thresholds:
-        from evalharness.gate_files import load_thresholds_for
-
-        thresholds = load_thresholds_for(args.thresholds, res)
-    else:
-        from evalharness.suite import ThresholdSpec
-
-        thresholds = [ThresholdSpec.model_validate(t) for t in res.thresholds]
-    verdicts = evaluate_thresholds(res, thresholds)
-    if args.baseline:
-        base = load_results(args.baseline)
-        verdicts += regression_verdicts(
-            res, base, tolerance=args.tolerance or 0.0, metrics=args.regression_metrics,
-            include_machine_dependent=args.include_machine_dependent,
-            significant=args.significant, alpha=args.alpha, n_boot=args.bootstrap,
-            seed=args.seed)
-    res.verdicts = verdicts
-    passed = overall_passed(verdicts)
+    outcome = run_gate(args.results, thresholds_file=args.thresholds, baseline=args.baseline,
+                       tolerance=args.tolerance, metrics=args.regression_metrics,
+                       include_machine_dependent=args.include_machine_dependent,
+                       significant=args.significant, alpha=args.alpha, n_boot=args.bootstrap,
+                       seed=args.seed)
+    res, code = outcome.results, 0 if outcome.passed else 1
     # with --markdown - the Markdown goes to stdout (>> $GITHUB_STEP_SUMMARY), the table to stderr
     out = sys.stderr if args.markdown == "-" else sys.stdout
     print(console.verdict_table(res), file=out)
-    print(f"verdict: {'PASSED' if passed else 'FAILED'}", file=out)
+    print(console.verdict_line(res, code), file=out)
     if args.junit:
         from evalharness.report.junit import render_junit
-        from evalharness.results import write_atomic
 
         write_atomic(args.junit, render_junit(res))
         _log(f"wrote {args.junit}")
@@ -134,22 +111,24 @@ def cmd_gate(args) -> int:
         if args.markdown == "-":
             sys.stdout.write(text)
         else:
-            from evalharness.results import write_atomic
-
             write_atomic(args.markdown, text)
             _log(f"wrote {args.markdown}")
-    return 0 if passed else 1
+    return code
 
 
 def cmd_report(args) -> int:
+    from evalharness.atomic import write_atomic
     from evalharness.results import load_results
 
     runs = [load_results(p) for p in args.results]
-    fmt = args.format
-    if fmt == "md":
+    if args.format == "md":
         from evalharness.report.markdown import render_markdown
 
         text = render_markdown(runs)
+    elif args.format == "junit":
+        from evalharness.report.junit import render_junit
+
+        text = render_junit(runs)
     else:
         from evalharness.errors import UserError
 
@@ -160,8 +139,6 @@ def cmd_report(args) -> int:
                             hint="use --format md") from None
         text = render_html(runs)
     if args.output:
-        from evalharness.results import write_atomic
-
         write_atomic(args.output, text)
         print(f"wrote {args.output}")
     else:
@@ -170,9 +147,23 @@ def cmd_report(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from evalharness.compare import compare_runs_cli
+    from evalharness import console
+    from evalharness.compare import compare_files, dumps_comparisons
 
-    return compare_runs_cli(args.results, args)
+    rows = compare_files(args.results, reference=args.reference, n_boot=args.bootstrap,
+                         seed=args.seed, alpha=args.alpha)
+    print(console.comparison_table(rows, main_only=args.main_only))
+    wins = [r for r in rows if r["winner"]]
+    untested = sum(1 for r in rows if r.get("p_value") is None)
+    print(f"\n{len(rows)} metric(s) compared; {len(wins)} significant at alpha={args.alpha} "
+          f"(paired bootstrap, {args.bootstrap} resamples, seed {args.seed}; * = main metric)"
+          + (f"; {untested} without a paired test (no per-item data)" if untested else ""))
+    if args.output:
+        from evalharness.atomic import write_atomic
+
+        write_atomic(args.output, dumps_comparisons(rows))
+        print(f"wrote {args.output}")
+    return 0
 
 
 def cmd_data(args) -> int:

@@ -260,42 +260,15 @@ def compare_runs(runs: list[RunResults], labels: list[str], *, n_boot: int = DEF
     return rows
 
 
-def _f(v, digits=4):
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+def compare_files(paths: list[str], *, reference: str | None = None,
+                  n_boot: int = DEFAULT_BOOT, seed: int = DEFAULT_SEED,
+                  alpha: float = DEFAULT_ALPHA) -> list[dict]:
+    """Paired comparisons of results files: one file of several encoders (the
+    ``reference``, default the first, against each other), or several files (the first
+    run against each other one). Bad input (a file, alpha, the resample count) is a
+    ``UserError``."""
+    from evalharness.results import load_results
 
-
-def _p(p):
-    if p is None:
-        return "-"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def comparison_table(rows: list[dict], *, main_only: bool = False) -> str:
-    from evalharness.console import table
-
-    if main_only:
-        rows = [r for r in rows if r.get("main")]
-    if not rows:
-        return "no shared metrics to compare"
-    body = []
-    for r in rows:
-        ci = f"[{_f(r['ci'][0])}, {_f(r['ci'][1])}]" if r.get("ci") else ""
-        body.append([r["metric"] + ("*" if r.get("main") else ""), r["a"], r["b"],
-                     _f(r["value_a"]), _f(r["value_b"]), f"{r['diff']:+.4f}", ci,
-                     _p(r.get("p_value")), r.get("winner") or "-"])
-    return table(body, ["metric", "A", "B", "A value", "B value", "B - A", "CI", "p",
-                        "winner"])
-
-
-def compare_runs_cli(paths: list[str], args) -> int:
-    """``evalharness compare RESULTS.json [RESULTS.json ...]``."""
-    from evalharness.results import load_results, write_atomic
-
-    alpha = getattr(args, "alpha", DEFAULT_ALPHA)
-    n_boot = getattr(args, "bootstrap", DEFAULT_BOOT)
-    seed = getattr(args, "seed", DEFAULT_SEED)
     if not 0 < alpha < 1:
         raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
     if n_boot < 0:
@@ -306,20 +279,14 @@ def compare_runs_cli(paths: list[str], args) -> int:
             raise UserError("one results file with a single encoder: nothing to compare",
                             source=paths[0],
                             hint="give two or more results files, or a run of several encoders")
-        rows = compare_encoders(runs[0], reference=getattr(args, "reference", None),
-                                n_boot=n_boot, seed=seed, alpha=alpha)
-    else:
-        rows = compare_runs(runs, run_labels(paths), n_boot=n_boot, seed=seed, alpha=alpha)
-    print(comparison_table(rows, main_only=getattr(args, "main_only", False)))
-    wins = [r for r in rows if r["winner"]]
-    print(f"\n{len(rows)} metric(s) compared; {len(wins)} significant at alpha={alpha} "
-          f"(paired bootstrap, {n_boot} resamples, seed {seed}; * = main metric)")
-    out = getattr(args, "output", None)
-    if out:
-        write_atomic(out, json.dumps(rows, indent=1, allow_nan=False,
-                                     default=_json_default) + "\n")
-        print(f"wrote {out}")
-    return 0
+        return compare_encoders(runs[0], reference=reference, n_boot=n_boot, seed=seed,
+                                alpha=alpha)
+    return compare_runs(runs, run_labels(paths), n_boot=n_boot, seed=seed, alpha=alpha)
+
+
+def dumps_comparisons(rows: list[dict]) -> str:
+    """The comparison rows as JSON (``evalharness compare -o FILE``)."""
+    return json.dumps(rows, indent=1, allow_nan=False, default=_json_default) + "\n"
 
 
 def _json_default(obj):

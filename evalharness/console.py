@@ -1,16 +1,14 @@
-"""Plain-text tables for the terminal."""
+"""Plain-text tables and lines for the terminal."""
 
 from __future__ import annotations
 
+from evalharness.formatting import fmt
 from evalharness.results import RunResults
 
+# the one number formatter, with the terminal's parameters: fixed decimals, "-" missing
+NUM = {"style": "fixed", "missing": "-", "grouping": False}
 
-def _fmt(v, digits=4):
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
+EXIT_ERRORS = {2: "ERROR (bad input)", 3: "ERROR (encoder or internal failure)"}
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:
@@ -31,9 +29,9 @@ def results_table(res: RunResults) -> str:
             for name, m in comp.metrics.items():
                 if m.value is None and m.ci is None:
                     continue
-                ci = f"[{_fmt(m.ci[0])}, {_fmt(m.ci[1])}]" if m.ci else ""
+                ci = fmt(m.ci, **NUM) if m.ci else ""
                 mark = "*" if name == comp.main_metric else ""
-                rows.append([enc, cid, name + mark, _fmt(m.value), ci,
+                rows.append([enc, cid, name + mark, fmt(m.value, **NUM), ci,
                              "" if m.n is None else str(m.n)])
     out = [table(rows, ["encoder", "task/check", "metric", "value", "95% CI", "n"])]
     for enc, rec in res.encoders.items():
@@ -48,16 +46,56 @@ def verdict_table(res: RunResults) -> str:
     rows = []
     for v in res.verdicts:
         status = "pass" if v.passed else ("FAIL" if v.severity == "error" else "warn")
-        rows.append([status, v.encoder, v.metric, _fmt(v.value), f"{v.op} {v.threshold}",
+        rows.append([status, v.encoder, v.metric, fmt(v.value, **NUM), f"{v.op} {v.threshold}",
                      v.severity])
     return table(rows, ["verdict", "encoder", "metric", "value", "threshold", "severity"])
+
+
+def verdict_line(res: RunResults, exit_code: int) -> str:
+    """The last line of a run or a gate: ``verdict: PASSED (3 of 3 gate checks passed)``.
+
+    A run without any gate (no thresholds, no baseline) says ``no gates``: nothing was
+    checked, so it did not pass anything (its exit code is still 0)."""
+    if exit_code not in (0, 1):
+        return f"verdict: {EXIT_ERRORS.get(exit_code, f'ERROR (exit {exit_code})')}"
+    n = len(res.verdicts)
+    failed = sum(1 for v in res.verdicts if not v.passed and v.severity == "error")
+    warned = sum(1 for v in res.verdicts if not v.passed and v.severity != "error")
+    if exit_code == 1:
+        return f"verdict: FAILED ({failed} of {n} gate checks failed)" if failed else \
+            "verdict: FAILED (a gate failed)"
+    if not n:
+        return "verdict: no gates (no thresholds: nothing was checked)"
+    if warned:
+        return f"verdict: PASSED with {warned} warning(s) ({n - warned} of {n} gate checks passed)"
+    return f"verdict: PASSED ({n} of {n} gate checks passed)"
 
 
 def stage_table(res: RunResults) -> str:
     rows = []
     for enc, rec in res.encoders.items():
         s = rec.seconds
-        rows.append([enc, *(_fmt(s.get(k), 2) for k in ("load", "plan", "encode", "evaluate")),
+        rows.append([enc, *(fmt(s.get(k), 2, **NUM)
+                            for k in ("load", "plan", "encode", "evaluate")),
                      str(rec.cache.get("hits", 0)), str(rec.cache.get("misses", 0))])
     return table(rows, ["encoder", "load s", "plan s", "encode s", "evaluate s", "cache hits",
                         "misses"])
+
+
+def comparison_table(rows: list[dict], *, main_only: bool = False) -> str:
+    """Rows of :func:`evalharness.compare.compare_results` as a terminal table (``*``:
+    the main metric). A row without a p-value had no paired test (no per-item data)."""
+    if main_only:
+        rows = [r for r in rows if r.get("main")]
+    if not rows:
+        return "no shared metrics to compare"
+    body = []
+    for r in rows:
+        ci = fmt(r["ci"], **NUM) if r.get("ci") else ""
+        outcome = r.get("winner") or ("no paired test" if r.get("p_value") is None else "-")
+        body.append([r["metric"] + ("*" if r.get("main") else ""), r["a"], r["b"],
+                     fmt(r["value_a"], **NUM), fmt(r["value_b"], **NUM),
+                     fmt(r["diff"], **NUM, sign=True), ci,
+                     fmt(r.get("p_value"), 3, style="p", missing="-"), outcome])
+    return table(body, ["metric", "A", "B", "A value", "B value", "B - A", "CI", "p",
+                        "winner"])

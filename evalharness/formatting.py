@@ -49,12 +49,11 @@ def fmt(v: Any, digits: int = 4, *, style: Style = "auto", missing: str = "–",
         return missing
     if isinstance(v, bool):
         return "yes" if v else "no"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(fmt(x, digits, style=style, missing=missing, sign=sign,
-                                   grouping=grouping) for x in v) + "]"
-    if isinstance(v, dict):
-        return ", ".join(f"{k}: {fmt(x, digits, style=style, missing=missing, sign=sign, grouping=grouping)}"
-                         for k, x in v.items())
+    if isinstance(v, (list, tuple, dict)):
+        same = {"style": style, "missing": missing, "sign": sign, "grouping": grouping}
+        if isinstance(v, dict):
+            return ", ".join(f"{k}: {fmt(x, digits, **same)}" for k, x in v.items())
+        return "[" + ", ".join(fmt(x, digits, **same) for x in v) + "]"
     if not isinstance(v, Real):
         return str(v)
     plus = "+" if sign else ""

@@ -17,6 +17,8 @@ at ``alpha``; metrics without per-item data are then judged on the tolerance alo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from evalharness.errors import UserError
@@ -157,3 +159,55 @@ def gate(results: RunResults, thresholds: list[ThresholdSpec],
 
 def overall_passed(verdicts: list[Verdict]) -> bool:
     return all(v.passed for v in verdicts if v.severity == "error")
+
+
+@dataclass
+class GateOutcome:
+    """What ``evalharness gate`` decided: the results with ``verdicts`` and ``passed``
+    replaced (what the renderers take), and the same two on their own."""
+    results: RunResults
+    verdicts: list[Verdict]
+    passed: bool
+
+
+def run_gate(results: RunResults | str | Path, *, thresholds_file: str | Path | None = None,
+             baseline: RunResults | str | Path | None = None, tolerance: float | None = None,
+             metrics: Literal["main", "all"] = "main", include_machine_dependent: bool = False,
+             significant: bool = False, alpha: float = 0.05, n_boot: int = 1000,
+             seed: int = 42) -> GateOutcome:
+    """Gate a run: the threshold file (default: the thresholds stored in the results),
+    then, with a ``baseline`` run, one regression verdict per shared metric.
+
+    ``results`` and ``baseline`` are runs or paths of results files. The regression
+    options (``tolerance``, ``significant``, ``include_machine_dependent``) need a
+    baseline; bad input of any kind is a ``UserError`` that names the option as the CLI
+    spells it."""
+    from evalharness.results import load_results
+
+    if baseline is None:
+        for flag, given in (("--tolerance", tolerance is not None),
+                            ("--significant", significant),
+                            ("--include-machine-dependent", include_machine_dependent)):
+            if given:
+                raise UserError(f"{flag} needs --baseline OLD_RESULTS.json")
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, got {alpha}")
+    if not isinstance(results, RunResults):
+        results = load_results(results)
+    if thresholds_file is not None:
+        from evalharness.gate_files import load_thresholds_for
+
+        thresholds = load_thresholds_for(thresholds_file, results)
+    else:
+        thresholds = [ThresholdSpec.model_validate(t) for t in results.thresholds]
+    verdicts = evaluate_thresholds(results, thresholds)
+    if baseline is not None:
+        if not isinstance(baseline, RunResults):
+            baseline = load_results(baseline)
+        verdicts += regression_verdicts(
+            results, baseline, tolerance=tolerance or 0.0, metrics=metrics,
+            include_machine_dependent=include_machine_dependent, significant=significant,
+            alpha=alpha, n_boot=n_boot, seed=seed)
+    passed = overall_passed(verdicts)
+    gated = results.model_copy(update={"verdicts": verdicts, "passed": passed})
+    return GateOutcome(gated, verdicts, passed)
