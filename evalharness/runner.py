@@ -203,6 +203,10 @@ def run_encoder(session: EncoderSession, plan: Plan, comps: dict, results: RunRe
         session.close()
         return
     evaluate_encoder(session, comps, results, problems, aside)
+    try:
+        session.record.model = session.model_facts(plan.all_texts)
+    except Exception as exc:  # noqa: BLE001  facts are a report detail, never a failure
+        log(f"{eid}: could not read model facts: {type(exc).__name__}: {exc}")
     session.close()
 
 

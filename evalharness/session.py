@@ -114,6 +114,42 @@ class EncoderSession:
 
         return timer
 
+    def model_facts(self, texts: list[str]) -> dict:
+        """Name, revision, parameters, dim, max tokens, device, dtype and how many of the
+        run's unique ``texts`` the model truncates. Answered from the model when it is
+        loaded (and kept in the cache's meta), else from the cache: a warm run loads no
+        model for its facts, and a fact nobody can answer is left out."""
+        enc, spec = self.encoder, self.spec
+        src = getattr(enc, "source", None) or getattr(enc, "base", None) or enc
+        opts = getattr(src, "options", None)
+        facts = {"name": spec.target or spec.type, "dim": self.record.dim}
+        if spec.type == "variant":
+            facts["name"] = f"{spec.target} ({', '.join(f'{k}={v}' for k, v in spec.options.items())})"
+        for key in ("revision", "dtype", "device"):
+            value = getattr(src, key, None) if key == "device" else None
+            value = value or (getattr(opts, key, None) if opts is not None else None)
+            if value is not None:
+                facts[key] = str(value)
+        meta = self.cache.meta(self.record.fingerprint) if self.cache and \
+            self.record.fingerprint else {}
+        module = getattr(src, "model", None)
+        if hasattr(module, "parameters"):
+            facts["parameters"] = int(sum(p.numel() for p in module.parameters()))
+            if self.cache and meta.get("parameters") != facts["parameters"]:
+                self.cache.update_meta(self.record.fingerprint,
+                                       {"parameters": facts["parameters"]})
+        elif "parameters" in meta:
+            facts["parameters"] = meta["parameters"]
+        ctx = self.context()
+        max_tokens = ctx.max_seq_length
+        if max_tokens:
+            facts["max_tokens"] = int(max_tokens)
+            if ctx.token_lengths is not None and texts:
+                lengths = ctx.token_lengths(texts)
+                facts["truncated"] = int((lengths > max_tokens).sum())
+                facts["texts"] = len(texts)
+        return facts
+
     def finish_evaluate(self, evaluate_seconds: float) -> None:
         """Record evaluate seconds, less any model load that evaluation caused."""
         load_now = self._load_seconds()

@@ -15,7 +15,7 @@ from evalharness.encoders.base import count_tokens
 from evalharness.encoders.batching import memo_counts, model_lengths
 from evalharness.encoders.sentence_transformer import SentenceTransformerEncoder
 
-from helpers import make_sts, write_jsonl, write_suite
+from helpers import STS_ROWS, make_sts, write_jsonl, write_suite
 
 TOPICS = {0: ["The match ended in a draw after extra time and penalties were not needed.",
               "The striker scored twice.", "Fans cheered as the home team won the cup final.",
@@ -73,6 +73,14 @@ def test_warm_run_loads_no_model_and_gives_the_same_results(tmp_path, monkeypatc
         for cid in ("sts", "clus"):
             assert warm["results"][eid][cid]["metrics"] == cold["results"][eid][cid]["metrics"]
     assert warm["results"]["minilm"]["clus"]["details"]["max_seq_length"] == 12
+    # model facts: from the model on the cold run, from the cache on the warm one
+    facts = cold["encoders"]["minilm"]["model"]
+    assert facts["parameters"] == sum(p.numel() for p in enc.model.parameters())
+    assert facts["max_tokens"] == 12 and facts["dim"] == 384 and facts["dtype"] == "float32"
+    n_long = int((count_tokens(enc.model.tokenizer, sorted(set(
+        texts + [t for r in STS_ROWS for t in r[:2]])), 12) > 12).sum())
+    assert facts["truncated"] == n_long
+    assert warm["encoders"]["minilm"]["model"] == facts
 
 
 class _FakeTokenized:
