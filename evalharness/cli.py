@@ -336,8 +336,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"evalharness: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C / SIGINT: exit 130 (128 + SIGINT), no traceback
+        if args.debug:
+            raise
+        note = ("; a run writes results.json only when it completes, and the vectors "
+                "encoded so far are in the embedding cache (a re-run resumes from them)"
+                if args.command == "run" else "")
+        print(f"evalharness: interrupted{note}", file=sys.stderr)
         return 130
     except Exception as exc:
         if args.debug or os.environ.get("EVALHARNESS_DEBUG"):
