@@ -1,0 +1,1 @@
+"""An example evalharness plugin (see docs/extending.md)."""
