@@ -12,8 +12,9 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from evalharness.cli import main
-from evalharness.compare import (compare_encoders, compare_metric, compare_runs,
-                                 match_items, p_value_two_sided, paired_bootstrap, run_labels)
+from evalharness.compare import (compare_encoders, compare_files, compare_metric, compare_runs,
+                                 dumps_comparisons, match_items, p_value_two_sided,
+                                 paired_bootstrap, run_labels)
 from evalharness.errors import UserError
 from evalharness.results import (ComponentResult, EncoderRecord, Metric, RunResults,
                                  load_results, save_results)
@@ -267,3 +268,40 @@ def test_misaligned_item_arrays_give_the_difference_only():
     row = compare_metric(ca, cb, "cosine_spearman")
     assert row["p_value"] is None and "do not match" in row["note"]
     assert row["diff"] == pytest.approx(1.0 - 0.5)
+
+
+def test_compare_files_takes_plain_arguments(tmp_path):
+    gold, a, b = _noisy_sts(n=120)
+    save_results(_run({"x": {"s": _sts_comp(gold, a)}, "y": {"s": _sts_comp(gold, b)}}),
+                 tmp_path / "two.json")
+    rows = compare_files([str(tmp_path / "two.json")], reference="y", n_boot=100, seed=1)
+    assert {(r["a"], r["b"]) for r in rows} == {("y", "x")}
+    assert rows == compare_encoders(load_results(tmp_path / "two.json"), reference="y",
+                                    n_boot=100, seed=1)
+    assert json.loads(dumps_comparisons(rows)) == json.loads(json.dumps(rows))
+    with pytest.raises(UserError, match="--bootstrap must be >= 0"):
+        compare_files([str(tmp_path / "two.json")], n_boot=-1)
+    with pytest.raises(UserError, match="--alpha"):
+        compare_files([str(tmp_path / "two.json")], alpha=1.0)
+
+
+def _imported(value: float) -> RunResults:
+    """A run as imported from MTEB result files: scores only, no CI, n or items."""
+    return _run({"model": {"stsb": ComponentResult(
+        type="sts", main_metric="cosine_spearman",
+        metrics={"cosine_spearman": Metric(value=value), "main_score": Metric(value=value)})}})
+
+
+def test_compare_without_per_item_data_says_no_paired_test(tmp_path, capsys):
+    from evalharness.console import comparison_table
+
+    save_results(_imported(0.82), tmp_path / "published.json")
+    save_results(_imported(0.80), tmp_path / "mine.json")
+    rows = compare_files([str(tmp_path / "published.json"), str(tmp_path / "mine.json")])
+    assert all(r["p_value"] is None and r["winner"] is None for r in rows)
+    assert rows[0]["diff"] == pytest.approx(-0.02)
+    table = comparison_table(rows)
+    assert table.count("no paired test") == 2 and "-0.0200" in table
+    assert main(["compare", str(tmp_path / "published.json"), str(tmp_path / "mine.json")]) == 0
+    out = capsys.readouterr().out
+    assert "no paired test" in out and "2 without a paired test" in out

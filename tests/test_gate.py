@@ -11,7 +11,8 @@ import pytest
 
 from evalharness.cli import main
 from evalharness.errors import UserError
-from evalharness.gate import evaluate_thresholds, gate, overall_passed, regression_verdicts
+from evalharness.gate import (evaluate_thresholds, gate, overall_passed, regression_verdicts,
+                              run_gate)
 from evalharness.gate_files import load_threshold_file, load_thresholds_for
 from evalharness.results import ComponentResult, EncoderRecord, Metric, RunResults, save_results
 from evalharness.suite import ThresholdSpec, build_suite
@@ -395,3 +396,41 @@ def test_cli_gate_malformed_results_exits_2(files, capsys):
     (files / "bad.json").write_text(json.dumps({"schema_version": 99}))
     assert main(["gate", str(files / "bad.json")]) == 2
     assert "schema_version" in capsys.readouterr().err
+
+
+# -- gate.run_gate: the domain function behind `evalharness gate` ---------------------------
+
+def test_run_gate_takes_runs_or_paths_and_returns_the_gated_results(files):
+    outcome = run_gate(files / "new.json")  # the thresholds stored in the results
+    assert outcome.passed and [v.op for v in outcome.verdicts] == [">="]
+    assert outcome.results.verdicts == outcome.verdicts and outcome.results.passed
+    (files / "hi.yaml").write_text("- {metric: stsb.cosine_spearman, min: 0.9}\n")
+    res = run_of({"mini": {"stsb": {"cosine_spearman": 0.80}}})
+    failed = run_gate(res, thresholds_file=files / "hi.yaml")
+    assert not failed.passed and failed.results.passed is False
+    assert res.verdicts == [] and res.passed  # the input run is left as it was
+    # a baseline as a run: 0.80 vs 0.85 is a regression beyond 0.01, within 0.06
+    old = run_of({"mini": {"stsb": {"cosine_spearman": 0.85}}})
+    assert not run_gate(res, baseline=old, tolerance=0.01).passed
+    reg = run_gate(res, baseline=old, tolerance=0.06)
+    assert reg.passed and reg.verdicts[-1].op == "regression"
+    assert reg.verdicts[-1].baseline == 0.85 and reg.verdicts[-1].tolerance == 0.06
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"tolerance": 0.1}, "--tolerance needs --baseline"),
+    ({"significant": True}, "--significant needs --baseline"),
+    ({"include_machine_dependent": True}, "--include-machine-dependent needs --baseline"),
+    ({"baseline": RES, "alpha": 1.5}, "--alpha"),
+])
+def test_run_gate_rejects_options_that_need_a_baseline(kw, match):
+    with pytest.raises(UserError, match=match):
+        run_gate(RES, **kw)
+
+
+def test_gate_without_thresholds_says_no_gates(files, capsys):
+    res = run_of({"mini": {"stsb": {"cosine_spearman": 0.80}}})
+    save_results(res, files / "bare.json")
+    assert main(["gate", str(files / "bare.json")]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: no gates" in out and "PASSED" not in out
