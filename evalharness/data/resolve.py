@@ -8,6 +8,7 @@ from pathlib import Path
 from evalharness.data import local
 from evalharness.data.records import DatasetInfo
 from evalharness.errors import UserError
+from evalharness.registry import suggest
 
 LAYOUT_OF = {"stsb": "pairs", "sick": "pairs", "agnews": "labelled",
              "twentynewsgroups": "labelled", "msmarco": "retrieval"}
@@ -86,10 +87,22 @@ class DatasetResolver:
         files = local.LAYOUT_FILES[layout].format(split="test") if layout else \
             "pairs: {split}.jsonl; labelled: {split}.jsonl; retrieval: corpus.jsonl, " \
             "queries.jsonl, qrels.tsv"
+        from evalharness.data import hub
+
+        if name in hub.HUB_SOURCES:  # only names that 'data pull' knows are offered to it
+            hint = (f"pass --data-dir DIR, set EVALHARNESS_DATA, or run 'evalharness data "
+                    f"pull {name}' where the network allows")
+        else:
+            hint = (f"pass --data-dir DIR, set EVALHARNESS_DATA, copy a folder in with "
+                    f"'evalharness data import PATH --as {name}', or give "
+                    f"'dataset: {{path: DIR}}' in the suite ('data pull' knows only "
+                    f"{', '.join(hub.HUB_SOURCES)})")
+            close = suggest(name, {*hub.HUB_SOURCES, *(p.name for _, d in self.dirs
+                                                       if d.is_dir() for p in d.iterdir()
+                                                       if p.is_dir())})
+            hint = f"{close} " + hint if close else hint
         raise UserError(f"dataset '{name}' not found. Looked in:\n{looked}\n  expected files: "
-                        f"{files}",
-                        hint=f"pass --data-dir DIR, set EVALHARNESS_DATA, or run "
-                             f"'evalharness data pull {name}' where the network allows")
+                        f"{files}", hint=hint)
 
     def _load(self, layout: str, ref, split: str):
         name, folder = self.folder(ref)
@@ -119,6 +132,26 @@ class DatasetResolver:
         return (folder / f"{split}.jsonl").exists()
 
 
+# the header line of a qrels file, as local.load_retrieval skips it
+QRELS_HEADER_FIRST = (b"query-id", b"query_id", b"qid")
+
+
+def count_rows(path: Path) -> int:
+    """Data rows of a .jsonl or .tsv file: non-blank lines, without a qrels header line."""
+    rows, first = 0, True
+    with open(path, "rb") as fh:
+        for line in fh:
+            if first and path.suffix == ".tsv":
+                head = line.split(b"\t")[0].split()[0] if line.strip() else b""
+                if head in QRELS_HEADER_FIRST:
+                    first = False
+                    continue
+            first = False
+            if line.strip():
+                rows += 1
+    return rows
+
+
 def list_local(data_dir=None) -> list[dict]:
     """Datasets found in the search folders, with row counts (for ``data list``)."""
     out, seen = [], set()
@@ -132,8 +165,6 @@ def list_local(data_dir=None) -> list[dict]:
             files = {}
             for f in sorted(sub.rglob("*")):
                 if f.is_file() and f.suffix in (".jsonl", ".tsv"):
-                    with open(f, "rb") as fh:
-                        rows = sum(1 for line in fh if line.strip())
-                    files[str(f.relative_to(sub))] = rows
+                    files[str(f.relative_to(sub))] = count_rows(f)
             out.append({"name": sub.name, "origin": origin, "path": str(sub), "files": files})
     return out
