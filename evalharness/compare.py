@@ -40,10 +40,8 @@ DEFAULT_ALPHA = 0.05
 def is_machine_dependent(comp: ComponentResult | None, metric: Metric | None = None) -> bool:
     """Metrics whose value depends on the machine (timings, throughput) carry
     ``machine_dependent: true`` on the metric or on their component."""
-    for obj in (comp, metric):
-        if obj is not None and getattr(obj, "machine_dependent", None):
-            return True
-    return False
+    return bool((comp is not None and comp.machine_dependent)
+                or (metric is not None and metric.machine_dependent))
 
 
 def p_value_two_sided(d: np.ndarray) -> float:

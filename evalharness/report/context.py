@@ -29,13 +29,12 @@ MODEL_FACTS = ("name", "revision", "parameters", "dim", "max_tokens", "device", 
 
 # --------------------------------------------------------------------------- helpers
 def lookup(d: Any, *keys, default=None):
-    """First present (non-None) key of a mapping, or attribute of an object."""
-    for k in keys:
-        if isinstance(d, dict):
-            if k in d and d[k] is not None:
+    """The first of ``keys`` that ``d`` maps to a value (``details`` are free-form: each
+    task or check names its entries, older harnesses named some differently)."""
+    if isinstance(d, dict):
+        for k in keys:
+            if d.get(k) is not None:
                 return d[k]
-        elif d is not None and getattr(d, k, None) is not None:
-            return getattr(d, k)
     return default
 
 
