@@ -203,6 +203,12 @@ def cmd_data(args) -> int:
     return 2
 
 
+def cmd_cache(args) -> int:
+    from evalharness import cache_admin
+
+    return cache_admin.run(args)
+
+
 def cmd_list(args) -> int:
     from evalharness import registry
 
@@ -316,6 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("what", choices=["tasks", "checks", "encoders", "metrics"])
     lst.add_argument("--suite")
     lst.set_defaults(fn=cmd_list)
+
+    from evalharness import cache_admin  # light: numpy is imported by the commands
+
+    cache = sub.add_parser("cache", help="the embedding cache: info, verify, prune")
+    cache_admin.add_arguments(cache)
+    cache.set_defaults(fn=cmd_cache)
     return p
 
 

@@ -19,8 +19,9 @@ unreferenced files, never a half-written visible shard.
 
 Lookups sort the wanted keys once and ``np.searchsorted`` them in each segment (largest
 first, only the keys not found yet), so a million keys need no Python object per key.
-Vectors are read from memory-mapped data files, one file at a time, straight into the
-caller's matrix; every block read is checked against its sha256 first.
+Vectors are read block by block (4 MiB) straight into the caller's matrix, each block
+checked against its sha256 before use; the ``.npy`` data files can also be memory-mapped
+(``np.load(..., mmap_mode="r")``) by other tools.
 
 Compaction merges index segments only (40 bytes per vector, the vectors stay where they
 are): when 8 segments share a size tier (``floor(log8(rows))``) they become one segment of
@@ -323,6 +324,40 @@ def entry_refs(entries: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(entries[:, 32:40]).view("<u4").reshape(-1, 2)
 
 
+def read_npy_header(fh, rows: int, dim: int) -> int:
+    """Check an open data file's .npy header against (rows, dim) float32; returns the
+    offset of the first row. Damaged if it does not match."""
+    try:
+        version = np.lib.format.read_magic(fh)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read(fh)
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise Damaged(f"bad header: {exc}") from None
+    if dtype != np.float32 or fortran or tuple(shape) != (rows, dim):
+        raise Damaged(f"header says {shape} {dtype}, expected ({rows}, {dim}) float32")
+    return fh.tell()
+
+
+def check_data_file(path: Path, rec: dict) -> str | None:
+    """Read a whole data file and check every block: None if sound, else what is wrong
+    (FileNotFoundError propagates)."""
+    rows, dim, br = int(rec["rows"]), int(rec["dim"]), int(rec["block_rows"])
+    with open(path, "rb") as fh:
+        try:
+            read_npy_header(fh, rows, dim)
+        except Damaged as exc:
+            return str(exc)
+        buf = np.empty((min(br, rows), dim), dtype=np.float32)
+        for b, r0 in enumerate(range(0, rows, br)):
+            view = buf[:min(br, rows - r0)]
+            if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
+                return "truncated"
+            if b >= len(rec["blocks"]) or _sha256(view) != rec["blocks"][b]:
+                return f"block {b} checksum mismatch"
+    return None
+
+
 # -- lookups --------------------------------------------------------------------------------
 class Found:
     """The result of ``EmbeddingCache.find``: which keys are cached, and a reader.
@@ -570,36 +605,39 @@ class EmbeddingCache:
 
     def _read_rows(self, role_dir: Path, rec: dict, src: np.ndarray, out: np.ndarray,
                    dst: np.ndarray) -> bool:
-        """Copy rows ``src`` of data file ``rec`` to ``out[dst]``; False if the file is
-        missing or damaged (then renamed ``*.damaged``)."""
+        """Copy rows ``src`` (ascending) of data file ``rec`` to ``out[dst]``, reading and
+        checking one block at a time; False if the file is missing or damaged (then it is
+        renamed ``*.damaged``)."""
         path = role_dir / "data" / f"{rec['id']}.npy"
         try:
-            mm = np.load(path, mmap_mode="r")
+            fh = open(path, "rb")
         except FileNotFoundError:
             return False
-        except (OSError, ValueError, EOFError):
-            _quarantine(path)
-            return False
         try:
-            if mm.dtype != np.float32 or mm.shape != (rec["rows"], rec["dim"]) or \
-                    not mm.flags.c_contiguous:
-                raise Damaged(path.name)
-            br = int(rec["block_rows"])
-            if self.verify:
-                for b in np.unique(src // br).tolist():
-                    if (rec["id"], b) in self._verified_blocks:
+            with fh:
+                rows, dim, br = int(rec["rows"]), int(rec["dim"]), int(rec["block_rows"])
+                offset = read_npy_header(fh, rows, dim)
+                buf = np.empty((min(br, rows), dim), dtype=np.float32)
+                blocks = src // br
+                cuts = np.flatnonzero(np.diff(blocks)) + 1
+                for part in np.split(np.arange(len(src)), cuts):
+                    if not len(part):
                         continue
-                    if b >= len(rec["blocks"]) or \
-                            _sha256(mm[b * br:(b + 1) * br]) != rec["blocks"][b]:
-                        raise Damaged(path.name)
-                    self._verified_blocks.add((rec["id"], b))
-            out[dst] = mm[src]
+                    b = int(blocks[part[0]])
+                    r0 = b * br
+                    view = buf[:min(br, rows - r0)]
+                    fh.seek(offset + r0 * dim * 4)
+                    if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
+                        raise Damaged(f"{path.name}: truncated")
+                    if self.verify and (rec["id"], b) not in self._verified_blocks:
+                        if b >= len(rec["blocks"]) or _sha256(view) != rec["blocks"][b]:
+                            raise Damaged(f"{path.name}: block {b} checksum mismatch")
+                        self._verified_blocks.add((rec["id"], b))
+                    out[dst[part]] = view[src[part] - r0]
             return True
         except Damaged:
             _quarantine(path)
             return False
-        finally:
-            del mm  # unmap: the file's pages leave this process's RSS
 
     # -- writing ---------------------------------------------------------------------
     def store(self, fingerprint: str, role: str, digests, vecs: np.ndarray) -> None:
@@ -620,7 +658,10 @@ class EmbeddingCache:
                     raise
         self._touch(fingerprint)
         self.write_seconds += time.perf_counter() - t0
-        self.maybe_compact(role_dir)
+        try:
+            self.maybe_compact(role_dir)
+        except FileNotFoundError:  # pruned meanwhile: what was just stored is gone too
+            pass
 
     def _store(self, role_dir: Path, keys: np.ndarray, vecs: np.ndarray) -> None:
         (role_dir / "data").mkdir(parents=True, exist_ok=True)

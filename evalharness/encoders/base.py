@@ -7,7 +7,7 @@ import json
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from evalharness.errors import EncoderError
 
@@ -52,16 +52,45 @@ class TorchOptions(BaseOptions):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_seq_length: int | None = Field(None, ge=1)
     normalize: bool = False
-    device: str = "cpu"
+    device: str = Field("auto", description="auto (CUDA, then MPS, then CPU; resolved when "
+                        "the model loads, encoders/device.py), cpu, cuda, cuda:N or mps")
     revision: str | None = None
     trust_remote_code: bool = False
 
+    @field_validator("device")
+    @classmethod
+    def _device_syntax(cls, value: str) -> str:
+        from evalharness.encoders.device import check_syntax
+
+        return check_syntax(value)
+
     def model_post_init(self, __context) -> None:
-        on_cpu = self.device == "cpu"
-        if self.batch_size is None:
-            self.batch_size = CPU_BATCH_SIZE if on_cpu else GPU_BATCH_SIZE
-        if on_cpu and "batch_tokens" not in self.model_fields_set:  # an explicit null stays
-            self.batch_tokens = CPU_BATCH_TOKENS
+        if self.device == "auto":  # CPU defaults until the model loads (for_device), and
+            for k, v in self.batching("cpu").items():  # still "not given" for for_device
+                self.__dict__[k] = v
+            return
+        for k, v in self.batching(self.device).items():
+            setattr(self, k, v)
+
+    def batching(self, device: str) -> dict:
+        """Batch settings on ``device``: what was given, else that device's defaults."""
+        from evalharness.encoders.device import is_accelerator
+
+        accel = is_accelerator(device)
+        given = self.model_fields_set
+        size = self.batch_size if "batch_size" in given and self.batch_size is not None \
+            else (GPU_BATCH_SIZE if accel else CPU_BATCH_SIZE)
+        tokens = self.batch_tokens if "batch_tokens" in given \
+            else (None if accel else CPU_BATCH_TOKENS)  # an explicit null stays
+        return {"batch_size": size, "batch_tokens": tokens}
+
+    def for_device(self, device: str):
+        """These options with the batch defaults of the resolved ``device`` (for ``auto``)."""
+        if self.device != "auto":
+            return self
+        copy = self.model_copy()
+        copy.__dict__.update(self.batching(device))
+        return copy
 
 
 def fingerprint_of(*parts) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
+from evalharness.encoders.device import device_name, resolve_device
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -76,10 +77,15 @@ class HFEncoder(EncoderBase):
         self.tokenizer = None
         self.max_length = options.max_seq_length
         self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
+        self.torch_device: str | None = None  # resolved when the model loads
+        self.device: str | None = None        # its name, e.g. "cuda:0 (NVIDIA H100 ...)"
 
     def load(self) -> None:
         if self.model is not None:
             return
+        self.torch_device = resolve_device(self.options.device,
+                                           field=f"encoders.{self.name}.device")
+        self.options = self.options.for_device(self.torch_device)
         with offline_env(self.is_local):
             from transformers import AutoModel, AutoTokenizer
 
@@ -94,11 +100,15 @@ class HFEncoder(EncoderBase):
                                 field=f"encoders.{self.name}") from None
         if self.options.dtype != "float32":
             model = model.to(torch_dtype(self.options.dtype))
-        self.model = model.to(self.options.device).eval()
+        self.model = model.to(self.torch_device).eval()
+        self.device = device_name(self.torch_device)
         if self.max_length is None:
             self.max_length = default_max_length(self.path, self.is_local, self.tokenizer)
         hidden = self.model.config.hidden_size
         self._dim = hidden * 2 if self.pooling == "mean_max" else hidden
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": self.device, "dtype": self.options.dtype}
 
     def fingerprint(self) -> str:
         o = self.options
@@ -114,12 +124,13 @@ class HFEncoder(EncoderBase):
         texts = self.with_prefix(texts, role)
         lengths = model_lengths(self.tokenizer, texts, self.max_length, self._counts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        batching = self.options.batching(self.torch_device)  # the device's defaults
         with torch.inference_mode():
-            for idx in trimmed(token_batches(lengths, self.options.batch_size,
-                                              self.options.batch_tokens)):
+            for idx in trimmed(token_batches(lengths, batching["batch_size"],
+                                              batching["batch_tokens"])):
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt")
-                batch = {k: v.to(self.options.device) for k, v in batch.items()}
+                batch = {k: v.to(self.torch_device) for k, v in batch.items()}
                 tokens = self.model(**batch).last_hidden_state
                 emb = pool(tokens, batch["attention_mask"], self.pooling)
                 if self.options.normalize:

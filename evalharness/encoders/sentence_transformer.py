@@ -6,6 +6,7 @@ import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
+from evalharness.encoders.device import device_name, resolve_device
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -22,14 +23,19 @@ class SentenceTransformerEncoder(EncoderBase):
         self.path, self.is_local = resolve_model(target)
         self.model = None
         self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
+        self.torch_device: str | None = None  # resolved when the model loads
+        self.device: str | None = None        # its name, e.g. "cuda:0 (NVIDIA H100 ...)"
 
     def load(self) -> None:
         if self.model is not None:
             return
+        self.torch_device = resolve_device(self.options.device,
+                                           field=f"encoders.{self.name}.device")
+        self.options = self.options.for_device(self.torch_device)
         with offline_env(self.is_local):
             from sentence_transformers import SentenceTransformer
 
-            kwargs = {"device": self.options.device,
+            kwargs = {"device": self.torch_device,
                       "trust_remote_code": self.options.trust_remote_code}
             if self.options.revision and not self.is_local:
                 kwargs["revision"] = self.options.revision
@@ -47,6 +53,10 @@ class SentenceTransformerEncoder(EncoderBase):
         self.model = model
         self._dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
                      else model.get_sentence_embedding_dimension())
+        self.device = device_name(self.torch_device)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": self.device, "dtype": self.options.dtype}
 
     @property
     def effective_max_seq_length(self) -> int | None:
@@ -71,9 +81,10 @@ class SentenceTransformerEncoder(EncoderBase):
         lengths = model_lengths(self.model.tokenizer, texts, self.model.max_seq_length,
                                 self._counts)
         out = None
+        batching = self.options.batching(self.torch_device)  # the device's defaults
         with torch.inference_mode():
-            for idx in trimmed(token_batches(lengths, self.options.batch_size,
-                                              self.options.batch_tokens)):
+            for idx in trimmed(token_batches(lengths, batching["batch_size"],
+                                              batching["batch_tokens"])):
                 emb = self.model.encode([texts[i] for i in idx], batch_size=len(idx),
                                         convert_to_numpy=False, convert_to_tensor=True,
                                         normalize_embeddings=self.options.normalize,
