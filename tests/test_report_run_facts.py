@@ -95,7 +95,7 @@ def _with_facts() -> RunResults:
     run.encoders["minilm"].model = {"name": "sentence-transformers/all-MiniLM-L6-v2",
                                     "revision": "c9745ed1", "parameters": 22713216,
                                     "dim": 384, "max_tokens": 256, "device": "cpu",
-                                    "dtype": "float32", "truncated": 3}
+                                    "dtype": "float32", "truncated": 3, "texts": 7559}
     run.encoders["minilm"].engine = {"engine": "local", "workers": 1}
     enc2 = next(e for e in run.encoders if e != "minilm")
     run.encoders[enc2].model = {"name": "tfidf-lsa", "dim": 256}  # the others missing
@@ -123,7 +123,7 @@ def test_rows_used_model_facts_engine_and_prompts_in_html():
     assert models[0] == ["encoder", "name", "revision", "parameters", "dim", "max tokens",
                          "device", "dtype", "truncated", "engine"]
     assert models[1] == ["minilm", "sentence-transformers/all-MiniLM-L6-v2", "c9745ed1",
-                         "22,713,216", "384", "256", "cpu", "float32", "3",
+                         "22,713,216", "384", "256", "cpu", "float32", "3 of 7,559",
                          "local (workers: 1)"]
     assert models[2][1:3] == ["tfidf-lsa", "–"] and models[2][-1] == "–"
     prompts = _table(html, "prompts")
@@ -137,7 +137,7 @@ def test_rows_used_model_facts_and_prompts_in_markdown():
     assert "| dataset | split | rows used | rows in file | checksum |" in md
     assert "| stsb | test | 300 | 1,379 | sha256:abc |" in md
     assert ("| minilm | sentence-transformers/all-MiniLM-L6-v2 | c9745ed1 | 22,713,216 | 384 | "
-            "256 | cpu | float32 | 3 | local (workers: 1) |") in md
+            "256 | cpu | float32 | 3 of 7,559 | local (workers: 1) |") in md
     assert "| minilm | document | passage: &lt;b> |" in md
 
 

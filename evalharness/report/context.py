@@ -462,10 +462,18 @@ def model_facts(encoders: dict[str, EncoderRecord]) -> dict | None:
     recs = {eid: rec for eid, rec in encoders.items() if rec.model or rec.engine}
     if not recs:
         return None
-    seen = list(dict.fromkeys(k for rec in recs.values() for k in (rec.model or {})))
+    # "texts" (how many unique texts the truncation count is out of) joins "truncated"
+    seen = list(dict.fromkeys(k for rec in recs.values() for k in (rec.model or {})
+                              if k != "texts"))
     columns = [k for k in MODEL_FACTS if k in seen] + [k for k in seen if k not in MODEL_FACTS]
     with_engine = any(rec.engine for rec in recs.values())
-    rows = [{"id": eid, "cells": [fmt((rec.model or {}).get(k)) for k in columns],
+
+    def cell(model: dict, key: str) -> str:
+        if key == "truncated" and model.get("truncated") is not None and model.get("texts"):
+            return f"{fmt(model['truncated'])} of {fmt(model['texts'])}"
+        return fmt(model.get(key))
+
+    rows = [{"id": eid, "cells": [cell(rec.model or {}, k) for k in columns],
              "engine": engine_text(rec.engine)} for eid, rec in recs.items()]
     return {"columns": columns, "rows": rows, "engine": with_engine}
 
