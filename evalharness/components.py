@@ -179,6 +179,21 @@ class Component:
     def evaluate(self, vectors: Vectors, encoder: EncoderContext) -> ComponentResult:
         raise NotImplementedError
 
+    # cross-encoder components (drift with ``other: {encoder: ID}``) ----------------------
+    @property
+    def other_encoder(self) -> str | None:
+        """The id of the encoder whose vectors this component compares with (None: it
+        looks at one encoder). When set, the runner keeps ``sample_vectors(vectors)`` of
+        every encoder and calls ``evaluate_pair`` once all encoders have embedded."""
+        return None
+
+    def sample_vectors(self, vectors: Vectors) -> np.ndarray:
+        raise NotImplementedError
+
+    def evaluate_pair(self, mine: np.ndarray, theirs: np.ndarray, *,
+                      encoder: str) -> ComponentResult:
+        raise NotImplementedError
+
     # helpers ------------------------------------------------------------------
     def result(self, metrics: dict[str, Metric], details: dict | None = None,
                items: dict | None = None) -> ComponentResult:
@@ -188,6 +203,11 @@ class Component:
         return ComponentResult(type=self.config.type, kind=self.kind, dataset=self.dataset_name,
                                main_metric=self.main_metric, metrics=metrics,
                                details=details or {}, items=items)
+
+    def error_result(self, error: str, traceback: str | None = None) -> ComponentResult:
+        """The result of a component that failed: no metrics, the error (and traceback)."""
+        return ComponentResult(type=self.config.type, kind=self.kind, error=error,
+                               traceback=traceback)
 
     def stat_metric(self, stat: str, arrays: dict[str, np.ndarray], *,
                     value: float | None = None) -> Metric:

@@ -218,3 +218,15 @@ def test_help_does_not_import_the_registry():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip().splitlines()[-1]
     assert "evalharness.registry" not in out and "evalharness.components" not in out
+
+
+def test_cross_encoder_hook_and_error_result_are_declared_on_the_base():
+    comp = _ToyCheck("t", _CheckCfg(dataset="x"), resolver=None)
+    assert comp.other_encoder is None
+    res = comp.error_result("it broke", traceback="tb")
+    assert (res.type, res.kind, res.error, res.traceback, res.metrics) == \
+        ("toy-check", "check", "it broke", "tb", {})
+    from evalharness.checks.drift import DriftCheck
+
+    assert isinstance(DriftCheck.other_encoder, property)
+    assert DriftCheck.evaluate_pair is not Component.evaluate_pair
