@@ -130,7 +130,7 @@ class Component:
         if patterned and "metric_names" not in _own_attrs(cls):
             raise TypeError(f"{cls.__qualname__} declares metric patterns {patterned}: "
                             "override metric_names(config) to list the concrete names")
-        main = cls.__dict__.get("main_metric", getattr(cls, "main_metric", None))
+        main = getattr(cls, "main_metric", None)
         if main is None or cls.direction(main) is None:
             raise TypeError(f"{cls.__qualname__}.main_metric {main!r} is not one of its "
                             f"declared metrics {list(cls.metrics)}")
