@@ -181,6 +181,12 @@ def cmd_data(args) -> int:
             files = ", ".join(f"{f}: {n} rows" for f, n in ds["files"].items())
             print(f"{ds['name']:<20} {ds['origin']:<16} {files}")
         return 0
+    if args.data_cmd == "pull" and args.name.startswith("mteb:"):
+        from evalharness.data.mteb_data import pull as pull_mteb
+
+        path = pull_mteb(args.name[len("mteb:"):], args.data_dir)
+        print(f"pulled {args.name} into {path}")
+        return 0
     if args.data_cmd == "pull":
         from evalharness.data.hub import pull
 
@@ -223,9 +229,15 @@ def cmd_list(args) -> int:
             for n in names:
                 print(f"{cid}.{n}")
         return 0
+    if args.what == "mteb-tasks":
+        from evalharness.tasks.mteb_task import format_mteb_tasks
+
+        print(format_mteb_tasks(args.type))
+        return 0
     kind = {"tasks": "task", "checks": "check", "encoders": "encoder"}[args.what]
     for name in registry.available(kind):
-        print(name)
+        print(name + ("  (any MTEB task by name: evalharness list mteb-tasks [--type TYPE])"
+                      if (kind, name) == ("task", "mteb") else ""))
     return 0
 
 
@@ -319,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_data)
 
     lst = sub.add_parser("list", help="list tasks, checks, encoders or a suite's metrics")
-    lst.add_argument("what", choices=["tasks", "checks", "encoders", "metrics"])
+    lst.add_argument("what", choices=["tasks", "checks", "encoders", "metrics", "mteb-tasks"])
     lst.add_argument("--suite")
+    lst.add_argument("--type", help="mteb-tasks: only this MTEB task type (e.g. Retrieval)")
     lst.set_defaults(fn=cmd_list)
 
     from evalharness import cache_admin  # light: numpy is imported by the commands
