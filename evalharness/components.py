@@ -30,9 +30,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from evalharness.embeddings.planner import TextNeed, Vectors
 from evalharness.results import ComponentResult, Metric
 from evalharness.stats import bootstrap_ci, statistic
-from evalharness.suite import DatasetRef
-
 KINDS = ("task", "check")
+
+
+class DatasetPath(BaseModel):
+    """``dataset: {path: DIR}``: a dataset folder given by path (relative to the suite)."""
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+
+DatasetRef = str | DatasetPath  # a dataset name (looked up in the data dir) or a path
 
 
 class ComponentConfig(BaseModel):

@@ -22,12 +22,12 @@ from evalharness import __version__, registry
 from evalharness.checks.perturb_store import PerturbStore
 from evalharness.data.resolve import DatasetResolver
 from evalharness.embeddings.cache import EmbeddingCache
-from evalharness.embeddings.engines import ExecutionConfig, make_engine
+from evalharness.embeddings.engines import Engine, ExecutionConfig, LocalEngine
 from evalharness.embeddings.planner import collect
 from evalharness.encoders.pool import EncoderPool
 from evalharness.errors import EncoderError, EvalHarnessError, UserError
 from evalharness.gate import evaluate_thresholds, overall_passed
-from evalharness.results import ComponentResult, RunResults, dumps_results, write_atomic
+from evalharness.results import RunResults, dumps_results, write_atomic
 from evalharness.retention import compute_retention
 from evalharness.session import EncoderSession
 from evalharness.suite import Suite
@@ -138,9 +138,18 @@ def load_components(suite: Suite, resolver: DatasetResolver, only: list[str]) ->
     return comps
 
 
+def make_engine(config: ExecutionConfig | None) -> Engine:
+    """The engine a run asks for; Ray is imported only here, only when asked for."""
+    if config is None or config.engine == "local":
+        return LocalEngine()
+    from evalharness.embeddings.ray_engine import RayEngine
+
+    return RayEngine(config)
+
+
 def cross_encoder(comp) -> str | None:
     """The other encoder a cross-encoder check (drift) compares with, else None."""
-    return getattr(comp, "other_encoder", None)
+    return comp.other_encoder
 
 
 def make_plan(comps: dict) -> Plan:
@@ -165,12 +174,11 @@ def evaluate_encoder(session: EncoderSession, comps: dict, results: RunResults,
         try:
             res = comp.evaluate(vectors, ctx)
         except EvalHarnessError as exc:
-            res = ComponentResult(type=comp.config.type, kind=comp.kind, error=str(exc))
+            res = comp.error_result(str(exc))
             problems.add(f"{eid}/{cid}: {exc}", exc.exit_code)
         except Exception as exc:
-            res = ComponentResult(type=comp.config.type, kind=comp.kind,
-                                  error=f"{type(exc).__name__}: {exc}",
-                                  traceback=traceback.format_exc(limit=8))
+            res = comp.error_result(f"{type(exc).__name__}: {exc}",
+                                    traceback=traceback.format_exc(limit=8))
             problems.add(f"{eid}/{cid}: internal error: {type(exc).__name__}: {exc}", 3)
         res.seconds = round(time.perf_counter() - t0, 4)
         t_eval += res.seconds
@@ -224,7 +232,7 @@ def evaluate_pairs(comps: dict, aside: dict, results: RunResults, problems: Prob
                                     "no vectors (it failed)")
                 res = comp.evaluate_pair(mine, theirs, encoder=eid)
             except UserError as exc:
-                res = ComponentResult(type=comp.config.type, kind=comp.kind, error=str(exc))
+                res = comp.error_result(str(exc))
                 if eid != other:
                     problems.add(f"{eid}/{cid}: {exc}", 2)
             res.seconds = round(time.perf_counter() - t0, 4)

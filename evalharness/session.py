@@ -28,7 +28,7 @@ from evalharness.encoders.spec import EncoderSpec
 from evalharness.encoders.variants import embedding_source, output_transform, timing_target
 from evalharness.memory import release_free_memory
 from evalharness.results import EncoderRecord
-from evalharness.tasks.base import EncoderContext
+from evalharness.components import EncoderContext
 
 
 class EncoderSession:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evalharness import registry
+from evalharness.components import DatasetPath, DatasetRef  # noqa: F401  (suite API)
 from evalharness.embeddings.engines import ExecutionConfig
 from evalharness.errors import UserError
 from evalharness.yamlio import Locations, line_of, load_yaml
@@ -15,13 +16,6 @@ from evalharness.yamlio import Locations, line_of, load_yaml
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class DatasetPath(Strict):
-    path: str
-
-
-DatasetRef = str | DatasetPath
 
 
 class ThresholdSpec(Strict):

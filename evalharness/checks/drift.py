@@ -41,7 +41,7 @@ from evalharness.checks.base import CheckConfig, TextsCheck, load_check_texts, s
 from evalharness.components import TextNeed
 from evalharness.errors import UserError
 from evalharness.results import Metric
-from evalharness.suite import DatasetRef
+from evalharness.components import DatasetRef
 from evalharness.vectors_math import unit_rows
 
 

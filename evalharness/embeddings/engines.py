@@ -71,11 +71,3 @@ class ExecutionConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="texts per Ray batch")
     max_retries: int = Field(3, ge=0, description="restarts of a failed actor / task")
 
-
-def make_engine(config: ExecutionConfig | None) -> Engine:
-    """The engine a run asks for; Ray is imported only here, only when asked for."""
-    if config is None or config.engine == "local":
-        return LocalEngine()
-    from evalharness.embeddings.ray_engine import RayEngine
-
-    return RayEngine(config)
