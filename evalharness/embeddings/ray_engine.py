@@ -476,7 +476,7 @@ class RayEngine:
                       compute=rd.ActorPoolStrategy(min_size=plan["min_size"],
                                                    max_size=plan["actors"]),
                       batch_size=None, batch_format="numpy", zero_copy_batch=True,
-                      num_cpus=plan["cpus_per_actor"], udf_modifying_row_count=False)
+                      num_cpus=plan["cpus_per_actor"])
         if plan["gpus_per_actor"]:
             kwargs["num_gpus"] = plan["gpus_per_actor"]
         with warnings.catch_warnings():  # actor retry options are only ray_remote_args
