@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from evalharness.bench import retrieval, suite
+from evalharness.bench import retrieval, scale, suite
 
 
 def main() -> int:
@@ -13,6 +13,8 @@ def main() -> int:
     codes.append(retrieval.main([]))
     print("\n== suite: floor vs evalharness vs mteb (reports/bench/suite.json) ==", flush=True)
     codes.append(suite.main(sys.argv[1:]))
+    print("\n== corpus scale: 100k and 1M documents (reports/bench/scale.json) ==", flush=True)
+    codes.append(scale.main([]))
     return max(codes)
 
 
