@@ -49,6 +49,12 @@ class ComponentConfig(BaseModel):
     split: str = "test"
     bootstrap: int | None = Field(None, ge=0, description="resamples; default: the suite's")
     limit: int | None = Field(None, ge=1, description="use only the first N items (smoke runs)")
+    # task prompts (E5 'query: ', BGE / instruct-model instructions): replace the
+    # encoder's prefixes for this component's texts; part of the cache key
+    prompt: str | None = Field(None, description="prompt for every text of this component")
+    query_prompt: str | None = Field(None, description="prompt for queries (default: prompt)")
+    document_prompt: str | None = Field(None, description="prompt for documents "
+                                        "(default: prompt)")
 
 
 class EncoderContext:
@@ -182,6 +188,14 @@ class Component:
 
     def needs(self) -> list[TextNeed]:
         raise NotImplementedError
+
+    def prompts(self) -> dict[str, str]:
+        """role -> the prompt this component's texts of that role are embedded with
+        (empty: the encoder's own prefixes)."""
+        c = self.config
+        out = {"text": c.prompt, "query": c.query_prompt or c.prompt,
+               "document": c.document_prompt or c.prompt}
+        return {role: p for role, p in out.items() if p}
 
     def evaluate(self, vectors: Vectors, encoder: EncoderContext) -> ComponentResult:
         raise NotImplementedError

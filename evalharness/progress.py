@@ -65,4 +65,4 @@ def progress(total: int, desc: str, *, stream=None):
 def role_label(role_key: str) -> str:
     """The bar's label for a role key: 'any' (roles share vectors) reads as 'texts'."""
     return {"any": "texts", "query": "queries", "document": "documents",
-            "text": "texts"}.get(role_key, role_key)
+            "text": "texts", "prompted": "prompted texts"}.get(role_key, role_key)

@@ -14,7 +14,7 @@ import platform
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -152,10 +152,17 @@ def cross_encoder(comp) -> str | None:
     return comp.other_encoder
 
 
+def prompted(comp):
+    """The component's text needs, each with the component's prompt for its role."""
+    prompts = comp.prompts()
+    for need in comp.needs():
+        yield replace(need, prompt=prompts.get(need.role)) if prompts else need
+
+
 def make_plan(comps: dict) -> Plan:
     """Stage *plan*: every (role, text) the components need, de-duplicated."""
     t0 = time.perf_counter()
-    wanted = collect(n for c in comps.values() for n in c.needs())
+    wanted = collect(need for c in comps.values() for need in prompted(c))
     all_texts = sorted({t for texts in wanted.values() for t in texts})
     return Plan(wanted, all_texts, time.perf_counter() - t0)
 
@@ -167,12 +174,16 @@ def evaluate_encoder(session: EncoderSession, comps: dict, results: RunResults,
     eid, vectors, ctx = session.eid, session.vectors, session.context()
     t_eval = 0.0
     for cid, comp in comps.items():
+        prompts = comp.prompts()
+        seen = vectors.with_prompts(prompts)
         if cross_encoder(comp):
-            aside.setdefault(cid, {})[eid] = comp.sample_vectors(vectors)
+            aside.setdefault(cid, {})[eid] = comp.sample_vectors(seen)
             continue
         t0 = time.perf_counter()
         try:
-            res = comp.evaluate(vectors, ctx)
+            res = comp.evaluate(seen, ctx)
+            if prompts:
+                res.details["prompts"] = prompts
         except EvalHarnessError as exc:
             res = comp.error_result(str(exc))
             problems.add(f"{eid}/{cid}: {exc}", exc.exit_code)

@@ -15,7 +15,6 @@ and one ``{text: row}`` dict per role key; digests are one (n, 32) uint8 array.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -27,22 +26,59 @@ import numpy as np
 from evalharness.embeddings.cache import EmbeddingCache, text_digests
 from evalharness.embeddings.engines import Engine, LocalEngine, block_size_for
 from evalharness.encoders.base import check_output
+from evalharness.progress import progress, role_label
 
 FLUSH_BYTES = 32 << 20   # encoded vectors written to the cache in data files of ~this
 FLUSH_SECONDS = 10.0     # ... or at least this often (a killed run loses no more)
+
+
+# A task's prompt (``prompt`` / ``query_prompt`` / ``document_prompt``) replaces the
+# encoder's own prefix for that task's texts. The planner keys such texts by
+# ``role + PROMPT_SEP + prompt``; the cache keeps them under a role key derived from the
+# prompt (so a vector encoded with one prompt is never served for another), and the
+# encoder receives the prompted texts with ``role=PROMPTED``, for which it adds no prefix.
+PROMPT_SEP = "\x1f"
+PROMPTED = "prompted"
 
 
 @dataclass(frozen=True)
 class TextNeed:
     role: str  # "query" | "document" | "text"
     texts: tuple[str, ...]
+    prompt: str | None = None  # the task's prompt for these texts (None: the encoder's)
+
+
+def need_key(role: str, prompt: str | None) -> str:
+    """The planner's key for texts of ``role`` embedded with ``prompt``."""
+    return f"{role}{PROMPT_SEP}{prompt}" if prompt else role
+
+
+def split_need_key(key: str) -> tuple[str, str | None]:
+    role, sep, prompt = key.partition(PROMPT_SEP)
+    return role, (prompt if sep else None)
+
+
+def prompt_role_key(prompt: str) -> str:
+    """Cache role key of texts embedded with a task prompt (any role: same vectors)."""
+    import hashlib
+
+    return "prompt-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:20]
+
+
+def role_keys(encoder):
+    """``fn(planner key) -> cache role key`` for ``encoder``, prompts included."""
+    def key(role: str) -> str:
+        base, prompt = split_need_key(role)
+        return prompt_role_key(prompt) if prompt else encoder.role_key(base)
+
+    return key
 
 
 def collect(needs: Iterable[TextNeed]) -> dict[str, list[str]]:
-    """role -> unique texts, in first-seen order."""
+    """planner key (role, or role + prompt) -> unique texts, in first-seen order."""
     out: dict[str, dict[str, None]] = {}
     for need in needs:
-        bucket = out.setdefault(need.role, {})
+        bucket = out.setdefault(need_key(need.role, need.prompt), {})
         for t in need.texts:
             bucket[t] = None
     return {role: list(d) for role, d in out.items()}
@@ -75,6 +111,14 @@ class Vectors:
             return m.shape[1]
         return None
 
+    def with_prompts(self, prompts: dict[str, str] | None) -> "Vectors":
+        """The view a task with prompts sees: ``get(role, texts)`` returns the vectors of
+        the texts embedded with ``prompts[role]`` (roles without one: unchanged)."""
+        if not prompts:
+            return self
+        base = self._role_key
+        return Vectors(lambda role: base(need_key(role, prompts.get(role))), self._tables)
+
     def transform(self, fn) -> "Vectors":
         """New ``Vectors`` whose matrices are ``fn(list of matrices)``, one per role key,
         computed together (e.g. int8 codes calibrated over every vector of the run)."""
@@ -94,15 +138,6 @@ class EmbedStats:
     lookup_seconds: float = 0.0    # cache lookups, reading the hit vectors included
     write_seconds: float = 0.0     # cache writes (compaction included)
     spilled: bool = False          # a matrix was memory-mapped from a temporary file
-
-
-def _progress(total: int, desc: str):
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return None
-    return tqdm(total=total, desc=desc, unit="text", disable=not sys.stderr.isatty(),
-                leave=False)
 
 
 def spill_threshold() -> int:
@@ -179,9 +214,14 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
     """
     engine = engine or LocalEngine()
     stats = EmbedStats()
+    key_of = role_keys(encoder)
     by_key: dict[str, dict[str, int]] = {}  # role_key -> {text: row}
+    prompts: dict[str, str] = {}  # role key -> the task prompt its texts are embedded with
     for role, texts in wanted.items():
-        index = by_key.setdefault(encoder.role_key(role), {})
+        prompt = split_need_key(role)[1]
+        if prompt:
+            prompts[key_of(role)] = prompt
+        index = by_key.setdefault(key_of(role), {})
         for t in texts:
             if t not in index:
                 index[t] = len(index)
@@ -193,7 +233,8 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
     written0 = cache.write_seconds if cache is not None else 0.0
     for key, index in by_key.items():
         n = len(index)
-        role = "text" if key == "any" else key
+        prompt = prompts.get(key)
+        role = PROMPTED if prompt else "text" if key == "any" else key
         digests = text_digests(list(index)) if cache is not None else None
         matrix = None
         mask = np.zeros(n, dtype=bool)
@@ -221,8 +262,8 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
             order = miss_idx[np.argsort(-lengths, kind="stable")]
             del lengths
             size = chunk_size or block_size_for(encoder)
-            bar = _progress(len(order), f"{encoder.name} [{role}]")
-            ordered = [texts[i] for i in order]
+            bar = progress(len(order), f"{encoder.name} {role_label(role)}")
+            ordered = [prompt + texts[i] if prompt else texts[i] for i in order]
             del texts
             writer = _Writer(cache, fingerprint, key, digests)
             t0 = time.perf_counter()
@@ -262,4 +303,4 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
         stats.write_seconds = cache.write_seconds - written0
     if dim is not None and hasattr(encoder, "observe_dim"):
         encoder.observe_dim(dim)
-    return Vectors(encoder.role_key, tables), stats
+    return Vectors(key_of, tables), stats

@@ -16,6 +16,17 @@ ROLES = ("query", "document", "text")
 
 @runtime_checkable
 class Encoder(Protocol):
+    """What the embed stage uses of an encoder.
+
+    ``encode(texts, role=)``: float32 (n, dim); ``role`` is "query", "document", "text",
+    or "prompted" (the texts already carry a task's prompt: add no prefix of your own).
+    ``fingerprint()`` changes whenever the vectors could. ``role_key(role)``: roles that
+    give identical vectors share one cache table ("any"). Optional, used when present:
+    ``load()`` (timed, deferred to the first cache miss when ``defer_load``),
+    ``prepare(texts)`` (fitted encoders see every text of the run first),
+    ``observe_dim(dim)``, ``options.batch_size`` (the engine's block size).
+    """
+
     name: str
 
     @property
@@ -24,6 +35,8 @@ class Encoder(Protocol):
     def encode(self, texts: list[str], *, role: str) -> np.ndarray: ...
 
     def fingerprint(self) -> str: ...
+
+    def role_key(self, role: str) -> str: ...
 
 
 class BaseOptions(BaseModel):
