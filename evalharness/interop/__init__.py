@@ -1,0 +1,1 @@
+"""Exchange with other tools' formats (MTEB's results repository)."""
