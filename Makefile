@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -c constraints.txt -e '.[test,hub,ann,ray]'
+	$(PIP) install -c constraints.txt -e '.[test,hub,ann,ray,track]'
 	touch $(STAMP)
 
 system-deps:
