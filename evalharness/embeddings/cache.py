@@ -413,9 +413,10 @@ class Found:
         if not len(which) or not self._segments:
             return
         # sorted by prefix: searchsorted with sorted needles walks memory in order
-        rank = np.empty(len(self._order), dtype=np.int64)
-        rank[self._order] = np.arange(len(self._order))
-        remaining = which[np.argsort(rank[which], kind="stable")]
+        if len(which) == len(self._order):  # all of them (the first pass)
+            remaining = self._order
+        else:
+            remaining = which[np.argsort(self._prefix[which], kind="stable")]
         for seg, gmap in zip(self._segments, self._seg_gmap):
             if not len(remaining) or not seg.rows or not len(gmap):
                 continue
