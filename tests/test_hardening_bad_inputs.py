@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -38,12 +37,10 @@ def data_dir(tmp_path):
 
 
 def test_not_utf8_suite(capsys):
-    t0 = time.perf_counter()
     code, _, err = run_cli(capsys, "validate", BAD / "not_utf8.yaml")
     assert code == 2
     assert "not_utf8.yaml:2: not a UTF-8 text file (byte 0xff at offset 14" in err
     assert "internal error" not in err and err.count("error:") == 1
-    assert time.perf_counter() - t0 < 30  # (no timing claim: just never hangs)
 
 
 def test_alias_bomb_fails_fast(capsys):
