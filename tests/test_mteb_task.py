@@ -300,3 +300,33 @@ def test_list_mteb_tasks_and_list_tasks(capsys):
     assert main(["list", "tasks"]) == 0
     out = capsys.readouterr().out
     assert "mteb" in out and "list mteb-tasks" in out
+
+
+def test_task_prompts_reach_mteb_tasks(hub, encoder, tmp_path):
+    """query_prompt / document_prompt of a type: mteb task: mteb's own run with a model
+    that puts the same prompts before the texts gives the same scores."""
+    import evalharness
+
+    suite = {"suite": "p", "bootstrap": 0, "encoders": {"rnd": "random?dim=16&seed=3"},
+             "tasks": {"sci": {"type": "mteb", "task": "SciFact", "query_prompt": "query: ",
+                               "document_prompt": "passage: "}}}
+    res = evalharness.evaluate(suite, data_dir=tmp_path / "data", cache_dir=tmp_path / "c")
+    assert res.exit_code == 0, res.errors
+    comp = res.results.results["rnd"]["sci"]
+
+    class Prompted(ReferenceModel):
+        def encode(self, inputs, *, prompt_type=None, **kwargs):
+            prefix = {"query": "query: ", "document": "passage: "}[prompt_type.value]
+            texts = [prefix + t for batch in inputs for t in batch["text"]]
+            return self.enc.encode(texts, role="text")
+
+    import mteb
+
+    ref = mteb.evaluate(Prompted(encoder), mteb.get_task("SciFact"), cache=None,
+                        co2_tracker=False, overwrite_strategy="always",
+                        show_progress_bar=False).task_results[0]
+    for key, value in numeric(ref.scores["test"][0]).items():
+        assert comp.metrics[key].value == pytest.approx(value, abs=1e-6), key
+    plain, _ = mteb_own_run("SciFact", encoder)
+    assert plain.scores["test"][0]["main_score"] != pytest.approx(
+        comp.metrics["main_score"].value, abs=1e-9)
