@@ -108,8 +108,12 @@ def test_default_store_is_mlflow_db_in_the_current_folder(run, tmp_path, monkeyp
     run_id = log_to_mlflow(res.results, None, uri=None, suite_path=None)
     assert (work / "mlflow.db").is_file()
     assert (work / "mlruns").is_dir()
-    [logged] = _search(f"sqlite:///{work / 'mlflow.db'}", "evalharness/tracked", monkeypatch)
-    assert logged.info.run_id == run_id
+    # a second run in the same folder goes to the same store (./mlruns holds artifacts
+    # only, so MLflow does not fall back to its old file store)
+    second = log_to_mlflow(res.results, None, uri=None, suite_path=None)
+    runs = _search(f"sqlite:///{work / 'mlflow.db'}", "evalharness/tracked", monkeypatch)
+    assert sorted(r.info.run_id for r in runs) == sorted([run_id, second])
+    logged = next(r for r in runs if r.info.run_id == run_id)
     assert logged.data.metrics["lsa/uni.uniformity"] == pytest.approx(
         res.results.results["lsa"]["uni"].metrics["uniformity"].value)
     # a run that wrote no folder still gets its results.json as an artifact
