@@ -42,3 +42,14 @@ def test_short_pass_prints_nothing():
 def test_non_tty_gets_line_progress_and_labels_name_the_role():
     assert isinstance(progress(5, "x", stream=io.StringIO()), LineProgress)
     assert role_label("any") == "texts" and role_label("query") == "queries"
+
+
+def test_loading_a_model_prints_no_transformers_bar(capfd):
+    from evalharness.encoders.pool import build_encoder
+    from evalharness.encoders.spec import parse_spec_string
+
+    enc = build_encoder(parse_spec_string("m", "minilm"))
+    enc.load()
+    assert enc.encode(["a short text"], role="text").shape == (1, 384)
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "%|" not in err

@@ -59,12 +59,24 @@ def weights_fingerprint(name_or_path: str, is_local: bool, revision: str | None 
     return f"hub:{name_or_path}@{revision or 'main'}"
 
 
+def quiet_loading():
+    """transformers' own "Loading weights" bar is not ours to show: the run reports its
+    own progress (evalharness.progress), and a bar in a CI log is noise."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        return
+    hf_logging.disable_progress_bar()
+
+
 def offline_env(is_local: bool):
-    """Context: force offline hub access while loading a local folder."""
+    """Context for loading a model: quiet (no transformers progress bar), and offline hub
+    access when loading a local folder."""
     import contextlib
 
     @contextlib.contextmanager
     def _ctx():
+        quiet_loading()
         if not is_local:
             yield
             return
