@@ -92,6 +92,19 @@ def test_batch_defaults_follow_the_resolved_device():
     assert TorchOptions(device="cpu").batch_tokens == CPU_BATCH_TOKENS
 
 
+def test_planned_device_needs_no_torch_where_the_answer_is_certain(monkeypatch, machine):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "torch")
+    monkeypatch.setattr(dev, "accelerator_possible", lambda: False)
+    assert dev.planned_device("auto") == "cpu"
+    assert "torch" not in sys.modules  # not imported for it
+    assert dev.planned_device("cuda:1") == "cuda:1"  # explicit: as given (checked at load)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    machine(cuda=1)
+    assert dev.planned_device("auto") == "cuda"
+
+
 def test_fingerprint_does_not_depend_on_the_device():
     """Vectors cached by CPU users stay valid: device is not part of the fingerprint."""
     fps = {build_encoder(parse_spec_string("m", spec)).fingerprint()
@@ -127,7 +140,8 @@ def test_st_encoder_loads_on_the_resolved_device(machine, monkeypatch):
     monkeypatch.setattr(sentence_transformers, "SentenceTransformer", _FakeST)
     machine(cuda=1)
     enc = build_encoder(parse_spec_string("m", "minilm"))
-    assert enc.device is None  # nothing resolved (no torch work) before the model loads
+    assert enc.torch_device is None and not _FakeST.made  # nothing loaded yet ...
+    assert enc.device == "cuda:0 (Fake GPU 0)"  # ... but where it would run is known
     enc.load()
     assert _FakeST.made[-1].kwargs["device"] == "cuda"
     assert enc.torch_device == "cuda" and enc.device == "cuda:0 (Fake GPU 0)"

@@ -9,6 +9,7 @@ CPU and a GPU encode the same vectors to float rounding, as different batch size
 
 from __future__ import annotations
 
+import os
 import re
 
 from evalharness.errors import UserError
@@ -74,6 +75,33 @@ def resolve_device(requested: str | None, *, field: str | None = None) -> str:
     return req
 
 
+def accelerator_possible() -> bool:
+    """False when this machine certainly has no device torch could use: no NVIDIA or AMD
+    (ROCm) device files and not an Apple-silicon Mac. Needs no torch."""
+    import glob
+    import platform
+    import sys
+
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return bool(glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/kfd")
+                or os.path.exists("/dev/dxg"))
+
+
+def planned_device(requested: str | None) -> str:
+    """The device an encoder with this option runs (or would run) on, without loading a
+    model, and without importing torch where the answer is certain (the CPU of a machine
+    with no accelerator): what a run served from the cache records."""
+    import sys
+
+    req = check_syntax(requested or AUTO)
+    if req != AUTO:
+        return req
+    if "torch" not in sys.modules and not accelerator_possible():
+        return "cpu"
+    return resolve_device(AUTO)
+
+
 def is_accelerator(device: str) -> bool:
     return not str(device).startswith("cpu")
 
@@ -91,5 +119,5 @@ def device_name(device: str) -> str:
     return str(device)
 
 
-__all__ = ["AUTO", "check_syntax", "cuda_available", "device_name", "is_accelerator",
-           "mps_available", "resolve_device"]
+__all__ = ["AUTO", "accelerator_possible", "check_syntax", "cuda_available", "device_name",
+           "is_accelerator", "mps_available", "planned_device", "resolve_device"]

@@ -10,7 +10,7 @@ import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
-from evalharness.encoders.device import device_name, resolve_device
+from evalharness.encoders.device import device_name, planned_device, resolve_device
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -78,7 +78,7 @@ class HFEncoder(EncoderBase):
         self.max_length = options.max_seq_length
         self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
         self.torch_device: str | None = None  # resolved when the model loads
-        self.device: str | None = None        # its name, e.g. "cuda:0 (NVIDIA H100 ...)"
+        self._device_name: str | None = None  # e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
 
     def load(self) -> None:
         if self.model is not None:
@@ -101,11 +101,17 @@ class HFEncoder(EncoderBase):
         if self.options.dtype != "float32":
             model = model.to(torch_dtype(self.options.dtype))
         self.model = model.to(self.torch_device).eval()
-        self.device = device_name(self.torch_device)
+        self._device_name = device_name(self.torch_device)
         if self.max_length is None:
             self.max_length = default_max_length(self.path, self.is_local, self.tokenizer)
         hidden = self.model.config.hidden_size
         self._dim = hidden * 2 if self.pooling == "mean_max" else hidden
+
+    @property
+    def device(self) -> str:
+        """The device this encoder runs on, named; before the model loads (a run served
+        from the cache), the one it would load on."""
+        return self._device_name or device_name(planned_device(self.options.device))
 
     def describe(self) -> dict:
         return {**super().describe(), "device": self.device, "dtype": self.options.dtype}

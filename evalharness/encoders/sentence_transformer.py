@@ -6,7 +6,7 @@ import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
-from evalharness.encoders.device import device_name, resolve_device
+from evalharness.encoders.device import device_name, planned_device, resolve_device
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -24,7 +24,7 @@ class SentenceTransformerEncoder(EncoderBase):
         self.model = None
         self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
         self.torch_device: str | None = None  # resolved when the model loads
-        self.device: str | None = None        # its name, e.g. "cuda:0 (NVIDIA H100 ...)"
+        self._device_name: str | None = None  # e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
 
     def load(self) -> None:
         if self.model is not None:
@@ -53,7 +53,13 @@ class SentenceTransformerEncoder(EncoderBase):
         self.model = model
         self._dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
                      else model.get_sentence_embedding_dimension())
-        self.device = device_name(self.torch_device)
+        self._device_name = device_name(self.torch_device)
+
+    @property
+    def device(self) -> str:
+        """The device this encoder runs on, named; before the model loads (a run served
+        from the cache), the one it would load on."""
+        return self._device_name or device_name(planned_device(self.options.device))
 
     def describe(self) -> dict:
         return {**super().describe(), "device": self.device, "dtype": self.options.dtype}
