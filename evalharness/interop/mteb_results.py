@@ -211,9 +211,8 @@ def _sts_task_result(task_name: str, comp: ComponentResult, split: str):
     task = mteb.get_task(task_name)
     scores = {k: m.value for k, m in comp.metrics.items() if m.value is not None}
     scores["main_score"] = scores[task.metadata.main_score]
-    created = None
     return TaskResult.from_task_results(task, {split: {"default": scores}},
-                                        evaluation_time=comp.seconds, date=created)
+                                        evaluation_time=comp.seconds)
 
 
 def _parse_pairs(values: list[str] | None, encoders: list[str], flag: str) -> dict[str, str]:

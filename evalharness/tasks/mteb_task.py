@@ -51,10 +51,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from evalharness.components import ComponentConfig, TextNeed
+from evalharness.components import ComponentConfig, DatasetRef, TextNeed
 from evalharness.errors import EvalHarnessError, UserError
 from evalharness.results import Metric
-from evalharness.suite import DatasetRef
 from evalharness.tasks.base import Task
 
 SUPPORTED_TYPES = ("STS", "Classification", "Clustering", "Retrieval", "PairClassification")
