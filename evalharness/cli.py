@@ -232,29 +232,6 @@ def cmd_import(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from evalharness.interop.mteb_results import export_mteb
-    from evalharness.results import load_results
-
-    report = export_mteb(load_results(args.results), args.output, models=args.model,
-                         revisions=args.revision, encoders=args.encoder)
-    for line in report.lines():
-        print(line)
-    print(f"{len(report.written)} MTEB result file(s) written under {args.output}")
-    return 0
-
-
-def cmd_import(args) -> int:
-    from evalharness.interop.mteb_results import import_to_file
-
-    res = import_to_file(args.paths, args.output, model=args.model, revision=args.revision,
-                         encoder_id=args.as_id, suite=args.suite)
-    comps = next(iter(res.results.values()))
-    print(f"imported {len(comps)} MTEB task(s) of {args.model} as encoder "
-          f"'{next(iter(res.encoders))}' into {args.output}")
-    return 0
-
-
 def cmd_list(args) -> int:
     from evalharness import registry
 
@@ -369,30 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
     di.add_argument("--as", dest="as_name", required=True)
     di.add_argument("--data-dir")
     d.set_defaults(fn=cmd_data)
-
-    ex = sub.add_parser("export", help="write a run's MTEB results in MTEB's results layout")
-    exsub = ex.add_subparsers(dest="export_format", required=True, parser_class=_Parser)
-    exm = exsub.add_parser("mteb", help="DIR/<org>__<model>/<revision>/<TaskName>.json")
-    exm.add_argument("results", metavar="RESULTS.json")
-    exm.add_argument("-o", "--output", required=True, metavar="DIR")
-    exm.add_argument("--model", action="append", metavar="[ID=]ORG/NAME",
-                     help="model name to write under (default: the encoder's model)")
-    exm.add_argument("--revision", action="append", metavar="[ID=]REV",
-                     help="model revision (default: the encoder's, else no_revision_available)")
-    exm.add_argument("--encoder", action="append", metavar="ID", help="only these encoders")
-    ex.set_defaults(fn=cmd_export)
-
-    im = sub.add_parser("import", help="turn MTEB result files into a results.json")
-    imsub = im.add_subparsers(dest="import_format", required=True, parser_class=_Parser)
-    imm = imsub.add_parser("mteb", help="a results-repository checkout, folder or files")
-    imm.add_argument("paths", nargs="+", metavar="PATH")
-    imm.add_argument("--model", required=True, metavar="ORG/NAME")
-    imm.add_argument("--revision", help="which revision folder (needed when several)")
-    imm.add_argument("--as", dest="as_id", metavar="ID",
-                     help="encoder id in the results (default: the model name's last part)")
-    imm.add_argument("--suite", help="name tasks by this suite's task ids")
-    imm.add_argument("-o", "--output", required=True, metavar="RESULTS.json")
-    im.set_defaults(fn=cmd_import)
 
     ex = sub.add_parser("export", help="write a run's MTEB results in MTEB's results layout")
     exsub = ex.add_subparsers(dest="export_format", required=True, parser_class=_Parser)
