@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -235,6 +233,9 @@ def _select(root: Path, fingerprint: str | None, older_than_days: float | None, 
 
 def _remove(path: Path) -> int:
     """Remove a folder: renamed away first (it disappears at once), then deleted."""
+    import shutil
+    import uuid
+
     if not path.exists():
         return 0
     size = _size(path)
@@ -250,6 +251,8 @@ def _remove(path: Path) -> int:
 def prune(root: str | Path | None = None, *, older_than_days: float | None = None,
           fingerprint: str | None = None, legacy: bool = False, dry_run: bool = False,
           now: float | None = None) -> dict:
+    import shutil
+
     from evalharness.embeddings.cache import collect_garbage, default_cache_dir, folder_lock
 
     root = Path(root) if root else default_cache_dir()

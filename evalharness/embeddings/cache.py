@@ -467,6 +467,8 @@ class Found:
             newly_dead = []
             for part in np.split(todo, bounds):
                 gi = int(self._gfile[part[0]])
+                if int(self._files[gi]["dim"]) != out.shape[1]:
+                    continue  # vectors of another dimension: not these (a miss)
                 dst = part if rows is None else np.asarray(rows)[part]
                 if self._cache._read_rows(self._dir, self._files[gi], self._grow[part],
                                           out, dst):

@@ -52,7 +52,8 @@ class LocalEngine:
 
 
 def block_size_for(encoder) -> int:
-    """Texts per block handed to the engine (and written to the cache as one shard)."""
+    """Texts per block handed to the engine (the planner writes blocks to the cache in
+    groups of about planner.FLUSH_BYTES)."""
     batch = getattr(getattr(encoder, "options", None), "batch_size", None) or 32
     return max(256, int(batch) * 16)
 
