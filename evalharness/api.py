@@ -77,7 +77,8 @@ def evaluate(suite, *, encoders: Mapping[str, Any] | None = None,
              data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
              no_cache: bool = False, output: str | Path | None = None,
              only: list[str] | None = None, engine: str | None = None,
-             ray_address: str | None = None, track: str | None = None,
+             ray_address: str | None = None, device: str | None = None,
+             track: str | None = None,
              report: bool = False, log: Callable | None = None) -> Results:
     """Run ``suite`` and return its :class:`Results`.
 
@@ -87,6 +88,8 @@ def evaluate(suite, *, encoders: Mapping[str, Any] | None = None,
     ``f(texts) -> array``; adds to or replaces the suite's encoders.
     ``output``: a folder for results.json (none: nothing is written); ``report=True``
     also writes report.html there. ``track``: ``"mlflow"`` or ``"mlflow:URI"``.
+    ``device``: the torch device of st/hf/minilm/mteb encoders (default ``auto``: CUDA,
+    then MPS, then CPU).
     """
     from evalharness.runner import RunOptions, run_suite
 
@@ -110,7 +113,8 @@ def evaluate(suite, *, encoders: Mapping[str, Any] | None = None,
                       output=str(output) if output is not None else None,
                       cache_dir=str(cache_dir) if cache_dir else None, no_cache=no_cache,
                       only=list(only or []), encoders=dict(encoders or {}),
-                      execution=execution, write_results=output is not None,
+                      execution=execution, device=device,
+                      write_results=output is not None,
                       log=log)
     outcome = run_suite(s, opts)
     res = Results(outcome.results, outcome.folder if output is not None else None,

@@ -49,6 +49,7 @@ def cmd_run(args) -> int:
     res = evaluate(suite, encoders=_encoder_overrides(args.encoder), data_dir=args.data_dir,
                    cache_dir=args.cache_dir, no_cache=args.no_cache, output=folder,
                    only=args.only, engine=args.engine, ray_address=args.ray_address,
+                   device=args.device,
                    track=args.track, report=True, log=_log)
     print(console.results_table(res.results))
     print()
@@ -282,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ray-address", metavar="ADDR",
                    help="an existing Ray cluster ('auto', 'ray://HOST:10001'); default: a "
                         "local Ray started for the run")
+    r.add_argument("--device", metavar="DEV", default=None,
+                   help="torch device for st/hf/minilm/mteb encoders: auto (default: CUDA, "
+                        "then MPS, then CPU), cpu, cuda, cuda:N, mps")
     r.add_argument("--track", metavar="mlflow[:URI]",
                    help="log the run to MLflow (default store: ./mlflow.db + ./mlruns)")
     r.set_defaults(fn=cmd_run)

@@ -48,6 +48,7 @@ class RunOptions:
     write_report: bool = True
     write_results: bool = True  # False: the Python API without an output folder
     execution: ExecutionConfig | None = None  # --engine/--ray-address; None: the suite's
+    device: str | None = None  # --device for torch encoders (auto, cpu, cuda, cuda:N, mps)
     log: object = print
 
 
@@ -108,6 +109,29 @@ def environment() -> dict:
             pass
     return {"evalharness": __version__, "python": platform.python_version(),
             "platform": platform.platform(), "packages": pkgs}
+
+
+def with_device(suite: Suite, device: str | None) -> Suite:
+    """``--device``: the torch device of every encoder that has one (variants follow
+    their base). The device is not part of a fingerprint: vectors agree across devices."""
+    if not device:
+        return suite
+    from dataclasses import replace as replaced
+
+    from evalharness.encoders.device import check_syntax
+
+    try:
+        device = check_syntax(device)
+    except ValueError as exc:
+        raise UserError(str(exc), field="--device",
+                        hint="auto, cpu, cuda, cuda:N or mps") from None
+    specs = {}
+    for eid, spec in suite.encoder_specs.items():
+        fields = {} if spec.type in ("variant", "object") else \
+            registry.resolve("encoder", spec.type).Options.model_fields
+        specs[eid] = replaced(spec, options={**spec.options, "device": device}) \
+            if "device" in fields else spec
+    return suite.model_copy(update={"encoder_specs": specs})
 
 
 def new_run_id(suite_name: str) -> str:
@@ -329,7 +353,7 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
     opts = opts or RunOptions()
     log = opts.log or (lambda *a, **k: None)
     t_start = time.perf_counter()
-    suite = suite.with_encoders(opts.encoders)
+    suite = with_device(suite.with_encoders(opts.encoders), opts.device)
     cache = None if opts.no_cache else EmbeddingCache(opts.cache_dir)
     stage_seconds: dict[str, float] = {}
     with timed(stage_seconds, "load_data"):

@@ -82,6 +82,8 @@ class EncoderSession:
         rec.seconds["plan"] = round(plan_seconds + total - stats.encode_seconds, 4)
         rec.seconds["encode"] = round(stats.encode_seconds, 4)
         rec.cache = {"hits": stats.hits, "misses": stats.misses}
+        if stats.damaged:  # damaged cache shards met; their texts were encoded again
+            rec.cache["damaged_shards"] = stats.damaged
         if stats.texts_per_second:
             rec.texts_per_second = round(stats.texts_per_second, 2)
         rec.fingerprint = enc.fingerprint()

@@ -69,3 +69,22 @@ def test_encoder_override_is_validated_like_the_suite_file(tmp_path):
     assert not (tmp_path / "bad" / "results.json").exists()
     assert "r" in suite.with_encoders({"x": "random?dim=8"}).encoder_specs
     assert "x" not in suite.encoder_specs  # the loaded suite is not changed
+
+
+def test_device_flag_reaches_torch_encoders_only_and_bad_values_are_exit_2(tmp_path):
+    from evalharness.runner import with_device
+    from evalharness.suite import build_suite
+
+    suite = build_suite({"suite": "d", "encoders": {"m": "minilm", "r": "random?dim=8",
+                                                    "v": {"base": "m", "truncate_dim": 8}},
+                         "tasks": {"sts": {"type": "sts", "dataset": "x"}}})
+    moved = with_device(suite, "CPU")
+    assert moved.encoder_specs["m"].options["device"] == "cpu"
+    assert "device" not in moved.encoder_specs["r"].options
+    assert "device" not in moved.encoder_specs["v"].options
+    assert "device" not in suite.encoder_specs["m"].options  # the loaded suite unchanged
+    make_sts(tmp_path / "data")
+    write_suite(tmp_path / "s.yaml", SUITE)
+    code = main(["run", str(tmp_path / "s.yaml"), "--data-dir", str(tmp_path / "data"),
+                 "--no-cache", "-o", str(tmp_path / "bad"), "--device", "gpu0"])
+    assert code == 2 and not (tmp_path / "bad").exists()

@@ -32,7 +32,7 @@ DEFAULT_TASKS = {"text": "STSBenchmark", "query": "MSMARCO", "document": "MSMARC
 class MtebOptions(BaseOptions):
     path: str | None = Field(None, description="local folder with the model's weights")
     revision: str | None = None
-    device: str = "cpu"
+    device: str = "auto"
     task: str | None = Field(None, description="MTEB task whose metadata selects prompts")
 
 
@@ -76,7 +76,10 @@ class MtebEncoder(EncoderBase):
             meta = meta.model_copy(update={"name": self.path})
         with offline_env(self.is_local):
             try:
-                self.model = meta.load_model(device=self.options.device)
+                from evalharness.encoders.device import resolve_device
+
+                self.model = meta.load_model(device=resolve_device(
+                    self.options.device, field=f"encoders.{self.name}.device"))
             except OSError as exc:
                 raise UserError(f"cannot load mteb model '{self.target}': {exc}",
                                 field=f"encoders.{self.name}",

@@ -42,7 +42,8 @@ def transform_module(module, *, dtype: str | None = None, quantize: str | None =
     if quantize == "dynamic-int8":
         from torch.ao.quantization import quantize_dynamic
 
-        m = quantize_dynamic(m.float(), {torch.nn.Linear}, dtype=torch.qint8)
+        # dynamic int8 kernels run on the CPU only: the quantised copy lives there
+        m = quantize_dynamic(m.float().cpu(), {torch.nn.Linear}, dtype=torch.qint8)
     return m.eval()
 
 
@@ -60,6 +61,10 @@ def derive_model_encoder(base, *, dtype=None, quantize=None):
     opts = getattr(base, "options", None)
     if dtype and opts is not None and "dtype" in type(opts).model_fields:
         derived.options = opts.model_copy(update={"dtype": dtype})
+    if quantize:  # inputs must follow the quantised module to the CPU
+        for attr_name in ("torch_device", "_device_name"):
+            if hasattr(derived, attr_name):
+                setattr(derived, attr_name, "cpu")
     return derived
 
 
