@@ -119,5 +119,21 @@ def device_name(device: str) -> str:
     return str(device)
 
 
-__all__ = ["AUTO", "accelerator_possible", "check_syntax", "cuda_available", "device_name",
+class TorchDevice:
+    """Mixin of torch encoders: ``device`` (named) and ``describe()`` with device/dtype.
+    The encoder sets ``_device_name`` when its model loads."""
+
+    _device_name: str | None = None
+
+    @property
+    def device(self) -> str:
+        """The device this encoder runs on, named; before the model loads (a run served
+        from the cache), the one it would load on."""
+        return self._device_name or device_name(planned_device(self.options.device))
+
+    def describe(self) -> dict:
+        return {**super().describe(), "device": self.device, "dtype": self.options.dtype}
+
+
+__all__ = ["AUTO", "TorchDevice", "accelerator_possible", "check_syntax", "cuda_available", "device_name",
            "is_accelerator", "mps_available", "planned_device", "resolve_device"]

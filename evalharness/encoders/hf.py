@@ -10,7 +10,7 @@ import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
-from evalharness.encoders.device import device_name, planned_device, resolve_device
+from evalharness.encoders.device import TorchDevice, device_name, resolve_device
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -64,7 +64,7 @@ def pool(token_embeddings, attention_mask, mode: str):
     return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 
-class HFEncoder(EncoderBase):
+class HFEncoder(TorchDevice, EncoderBase):
     Options = HFOptions
     needs_target = True
     defer_load = True
@@ -106,15 +106,6 @@ class HFEncoder(EncoderBase):
             self.max_length = default_max_length(self.path, self.is_local, self.tokenizer)
         hidden = self.model.config.hidden_size
         self._dim = hidden * 2 if self.pooling == "mean_max" else hidden
-
-    @property
-    def device(self) -> str:
-        """The device this encoder runs on, named; before the model loads (a run served
-        from the cache), the one it would load on."""
-        return self._device_name or device_name(planned_device(self.options.device))
-
-    def describe(self) -> dict:
-        return {**super().describe(), "device": self.device, "dtype": self.options.dtype}
 
     def fingerprint(self) -> str:
         o = self.options

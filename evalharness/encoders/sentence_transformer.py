@@ -6,7 +6,7 @@ import numpy as np
 
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
-from evalharness.encoders.device import device_name, planned_device, resolve_device
+from evalharness.encoders.device import TorchDevice, device_name, resolve_device
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -14,7 +14,7 @@ from evalharness.memory import trimmed
 VECTOR_FORMAT = 1  # bump when the way vectors are produced changes
 
 
-class SentenceTransformerEncoder(EncoderBase):
+class SentenceTransformerEncoder(TorchDevice, EncoderBase):
     Options = TorchOptions
     defer_load = True
 
@@ -54,15 +54,6 @@ class SentenceTransformerEncoder(EncoderBase):
         self._dim = (model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension")
                      else model.get_sentence_embedding_dimension())
         self._device_name = device_name(self.torch_device)
-
-    @property
-    def device(self) -> str:
-        """The device this encoder runs on, named; before the model loads (a run served
-        from the cache), the one it would load on."""
-        return self._device_name or device_name(planned_device(self.options.device))
-
-    def describe(self) -> dict:
-        return {**super().describe(), "device": self.device, "dtype": self.options.dtype}
 
     @property
     def effective_max_seq_length(self) -> int | None:
