@@ -41,6 +41,9 @@ DEFAULT_CHUNK_BYTES = 256 * 2**20
 # (freed before the masks) or three boolean masks, plus headroom for numpy's temporaries
 BYTES_PER_CELL = 12
 MIN_DOC_BLOCK = 4096
+# bytes per document held for the whole search: tie rank, group index, representative
+# (int64 each), inverse norm (float32) and the row hash while grouping (uint64)
+PER_DOC_BYTES = 36
 SIMILARITIES = ("cosine", "dot")
 _HASH_ROWS = 8192  # rows hashed per step when looking for identical documents
 
@@ -203,7 +206,10 @@ def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
     if cosine:
         q_scale = _inv_norms(queries)[:, None]
         d_scale = (_inv_norms(docs) if nu == nd else _inv_norms(docs)[reps])[None, :]
-    qb, db = block_shape(nq, nd, k, chunk_bytes)
+    # the chunk budget covers the per-document bookkeeping too (tie ranks, groups of
+    # identical rows, inverse norms, the running top-k), not only the score blocks
+    bookkeeping = nd * (PER_DOC_BYTES + (16 if nu < nd else 0)) + nq * k * 24
+    qb, db = block_shape(nq, nd, k, max(chunk_bytes - bookkeeping, chunk_bytes // 4))
     if nu < nd:
         db = max(1, db // 2)  # a block of distinct scores plus its expansion to copies
     out_vals = np.empty((nq, k), np.float32)
