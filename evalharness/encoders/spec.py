@@ -100,23 +100,34 @@ def parse_encoder_entry(eid: str, raw: Any, *, source=None, line=None) -> Encode
     return spec
 
 
+def options_error(exc: ValidationError, model, *, owner: str, known_label: str,
+                  source=None, line=None, field=None) -> UserError:
+    """The one mapping of an options model's ValidationError to a UserError: an unknown
+    option (with a did-you-mean), or the bad value of a known one."""
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        known = sorted(model.model_fields)
+        sep = " " if known_label.endswith(",") else ": "
+        return UserError(f"unknown option '{key}' for {owner}", source=source, line=line,
+                         field=field, hint=registry.suggest(key, known) or
+                         f"{known_label}{sep}{', '.join(known)}")
+    msg = err["msg"].removeprefix("Value error, ")
+    if not key:  # a model-level rule (e.g. a variant needs at least one setting)
+        return UserError(msg, source=source, line=line, field=field)
+    return UserError(f"option '{key}': {msg} (got {err.get('input')!r})", source=source,
+                     line=line, field=field)
+
+
 def validate_options(spec: EncoderSpec, *, source=None, line=None):
     cls = registry.resolve("encoder", spec.type, source=source, line=line,
                            field=f"encoders.{spec.id}")
     try:
         opts = cls.Options.model_validate(spec.options)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            known = sorted(cls.Options.model_fields)
-            hint = registry.suggest(key, known) or f"options of '{spec.type}': {', '.join(known)}"
-            raise UserError(f"unknown option '{key}' for encoder type '{spec.type}'",
-                            source=source, line=line, field=f"encoders.{spec.id}",
-                            hint=hint) from None
-        msg = err["msg"].removeprefix("Value error, ")
-        raise UserError(f"option '{key}': {msg} (got {err.get('input')!r})",
-                        source=source, line=line, field=f"encoders.{spec.id}") from None
+        raise options_error(exc, cls.Options, owner=f"encoder type '{spec.type}'",
+                            known_label=f"options of '{spec.type}'", source=source,
+                            line=line, field=f"encoders.{spec.id}") from None
     if getattr(cls, "needs_target", False) and not spec.target:
         raise UserError(f"encoder type '{spec.type}' needs a target "
                         f"('{TARGET_KEY.get(spec.type, 'model')}' or '{spec.type}:TARGET')",
@@ -176,18 +187,9 @@ def parse_variant(eid: str, data: dict, *, source=None, line=None):
     try:
         VariantOptions.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            known = sorted(VariantOptions.model_fields)
-            raise UserError(f"unknown option '{key}' for an encoder variant", source=source,
-                            line=line, field=f"encoders.{eid}",
-                            hint=registry.suggest(key, known) or
-                            f"variant options: base, {', '.join(known)}") from None
-        msg = err["msg"].removeprefix("Value error, ")
-        where = f"option '{key}': " if key else ""
-        raise UserError(f"{where}{msg} (got {err.get('input')!r})" if key else msg,
-                        source=source, line=line, field=f"encoders.{eid}") from None
+        raise options_error(exc, VariantOptions, owner="an encoder variant",
+                            known_label="variant options: base,", source=source, line=line,
+                            field=f"encoders.{eid}") from None
     return EncoderSpec(eid, "variant", base, data, raw={"base": base, **data})
 
 
