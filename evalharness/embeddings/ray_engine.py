@@ -370,9 +370,11 @@ class RayEngine:
                 self._owns = True
             else:
                 # workers inherit the driver's environment; PYTHONPATH makes them import
-                # what the driver imports (py: encoders from the project or the cwd)
+                # what the driver imports (py: encoders from the project or the cwd).
+                # Ray runs workers at nice 15; here they are the run's own work, so they
+                # get the priority the local engine would have on a shared machine
                 ray.init(include_dashboard=False, logging_level=logging.WARNING,
-                         configure_logging=True,
+                         configure_logging=True, _system_config={"worker_niceness": 0},
                          runtime_env={"env_vars": {"PYTHONPATH": _driver_pythonpath()}})
                 self._owns = True
         except UserError as exc:
