@@ -369,7 +369,10 @@ def run_suite(suite: Suite, opts: RunOptions | None = None) -> RunOutcome:
     results = new_results(suite, resolver, comps)
     problems, aside = Problems(), {}
     pool = EncoderPool(suite.encoder_specs)  # a base with variants is loaded once
-    engine = make_engine(opts.execution or suite.execution)
+    execution = opts.execution or suite.execution
+    engine = make_engine(execution)
+    if execution.engine == "ray" and execution.address:
+        engine.start()  # an unreachable cluster is exit 2 before anything is encoded
     try:
         for eid, spec in suite.encoder_specs.items():
             run_encoder(EncoderSession(eid, spec, pool, cache, engine), plan, comps,

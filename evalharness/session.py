@@ -71,8 +71,12 @@ class EncoderSession:
         loaded_before = self.loader.seconds or 0.0
         t0 = time.perf_counter()
         enc.prepare(all_texts)
-        vectors, stats = embed(embedding_source(enc), wanted, self.cache,
-                               before_encode=self.loader, engine=self.engine)
+        src = embedding_source(enc)
+        # an engine that encodes on remote workers needs no model on the driver
+        remote = getattr(self.engine, "encodes_remotely", None)
+        before = None if remote is not None and remote(src) else self.loader
+        vectors, stats = embed(src, wanted, self.cache, before_encode=before,
+                               engine=self.engine)
         transform = output_transform(enc)
         if transform is not None:
             vectors = vectors.transform(transform)

@@ -88,3 +88,15 @@ def test_device_flag_reaches_torch_encoders_only_and_bad_values_are_exit_2(tmp_p
     code = main(["run", str(tmp_path / "s.yaml"), "--data-dir", str(tmp_path / "data"),
                  "--no-cache", "-o", str(tmp_path / "bad"), "--device", "gpu0"])
     assert code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_unreachable_ray_cluster_is_exit_2_before_any_encoding(tmp_path, capsys):
+    pytest.importorskip("ray")
+    make_sts(tmp_path / "data")
+    write_suite(tmp_path / "s.yaml", SUITE)
+    code = main(["run", str(tmp_path / "s.yaml"), "--data-dir", str(tmp_path / "data"),
+                 "--cache-dir", str(tmp_path / "cache"), "-o", str(tmp_path / "out"),
+                 "--engine", "ray", "--ray-address", "127.0.0.1:9"])
+    assert code == 2
+    assert "127.0.0.1:9" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.json").exists()

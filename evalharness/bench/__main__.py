@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from evalharness.bench import retrieval, scale, suite
+from evalharness.bench import ray_engine, retrieval, scale, suite
 
 
 def main() -> int:
@@ -15,6 +15,8 @@ def main() -> int:
     codes.append(suite.main(sys.argv[1:]))
     print("\n== corpus scale: 100k and 1M documents (reports/bench/scale.json) ==", flush=True)
     codes.append(scale.main([]))
+    print("\n== ray engine vs local (reports/bench/ray_engine.json) ==", flush=True)
+    codes.append(ray_engine.main(["--texts", "4000", "--encoders", "random,minilm"]))
     return max(codes)
 
 
