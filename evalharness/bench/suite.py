@@ -203,14 +203,12 @@ def measure_startup(suite: str, repeat: int = 3) -> dict:
 
 def plan_texts(suite_path: Path, data_dir: str | None) -> list[str]:
     from evalharness.data.resolve import DatasetResolver
-    from evalharness.embeddings.planner import collect
-    from evalharness.runner import build_components
+    from evalharness.runner import load_components, make_plan
     from evalharness.suite import load_suite
 
     suite = load_suite(suite_path)
-    comps = build_components(suite, DatasetResolver(data_dir, base_dir=suite_path.parent), [])
-    wanted = collect(n for c in comps.values() for n in c.needs())
-    return sorted({t for ts in wanted.values() for t in ts})  # MiniLM: roles share vectors
+    comps = load_components(suite, DatasetResolver(data_dir, base_dir=suite_path.parent), [])
+    return make_plan(comps).all_texts  # the run's unique texts (MiniLM: roles share vectors)
 
 
 def main(argv=None) -> int:
