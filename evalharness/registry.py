@@ -170,13 +170,19 @@ def _plugin_error(kind: str, name: str, target: str, why: str, **where) -> UserE
                      f"points are in the group '{GROUPS[kind]}'", **where)
 
 
-def _check_component(kind, name, target, obj, builtin, where) -> None:
-    from evalharness.components import Component
+# what the runner uses of a task/check class (evalharness.components.Component has all of
+# it); checked by shape so that the registry, low in the layers, imports no component code
+COMPONENT_MEMBERS = ("kind", "type", "Config", "metrics", "metric_names", "needs", "evaluate")
 
-    if isinstance(obj, type) and issubclass(obj, Component) and obj.kind == kind \
-            and obj.type == name:
+
+def _is_component(obj) -> bool:
+    return isinstance(obj, type) and all(hasattr(obj, m) for m in COMPONENT_MEMBERS)
+
+
+def _check_component(kind, name, target, obj, builtin, where) -> None:
+    if _is_component(obj) and obj.kind == kind and obj.type == name:
         return
-    if not (isinstance(obj, type) and issubclass(obj, Component)):
+    if not _is_component(obj):
         why = (f"'{target}' is not a {kind} class (subclass evalharness.tasks.base.Task "
                "or evalharness.checks.base.Check)")
     elif obj.kind != kind:
