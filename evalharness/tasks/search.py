@@ -149,6 +149,33 @@ def _block_topk(scores: np.ndarray, k: int, ties: np.ndarray) -> tuple[np.ndarra
     return np.take_along_axis(scores, cols, axis=1), cols
 
 
+def _candidates(scores: np.ndarray, cols: np.ndarray, kth: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cells of a block that can still enter a running top-``k`` whose ``k``-th score
+    per row is ``kth`` (rows, 1): those scoring at least ``kth`` (an equal score may still
+    win on its tie rank; a lower one never can, k better cells exist). Returns (values,
+    document indices) padded per row with -inf (which sorts last in ``_merge``), or None
+    when too many cells qualify and a full block selection is cheaper.
+
+    Exact: the same top-k as selecting over the whole block, at the cost of one
+    comparison pass instead of a partition, once the running top-k is good."""
+    mask = scores >= kth
+    counts = mask.sum(axis=1)
+    widest = int(counts.max()) if len(counts) else 0
+    if widest > 4 * k:
+        return None
+    rows = scores.shape[0]
+    r, c = np.nonzero(mask)  # row-major
+    starts = np.zeros(rows + 1, np.int64)
+    np.cumsum(counts, out=starts[1:])
+    pos = np.arange(len(r)) - starts[r]
+    vals = np.full((rows, widest), -np.inf, np.float32)
+    idx = np.zeros((rows, widest), np.int64)
+    vals[r, pos] = scores[r, c]
+    idx[r, pos] = cols[c]
+    return vals, idx
+
+
 def _merge(vals: np.ndarray, idx: np.ndarray, ties: np.ndarray,
            k: int) -> tuple[np.ndarray, np.ndarray]:
     """Sort candidates by (score desc, tie rank asc) and keep the first ``k``."""
@@ -233,6 +260,14 @@ def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
                 parts = ((s[:, inverse[m[j:j + db]] - u0], m[j:j + db])
                          for j in range(0, len(m), db))
             for part, cols in parts:
+                if best_v.shape[1] == k:  # a full running top-k: only cells that reach it
+                    cand = _candidates(part, cols, best_v[:, -1:], k)
+                    if cand is not None:
+                        if cand[0].shape[1]:
+                            best_v, best_i = _merge(np.concatenate([best_v, cand[0]], axis=1),
+                                                    np.concatenate([best_i, cand[1]], axis=1),
+                                                    ties, k)
+                        continue
                 v, c = _block_topk(part, k, ties[cols])
                 best_v, best_i = _merge(np.concatenate([best_v, v], axis=1),
                                         np.concatenate([best_i, cols[c]], axis=1), ties, k)
