@@ -54,6 +54,10 @@ def cmd_run(args) -> int:
     print(console.results_table(res.results))
     print()
     print(console.stage_table(res.results))
+    facts = console.model_lines(res.results)
+    if facts:
+        print()
+        print("\n".join(facts))
     if res.verdicts:
         print()
         print(console.verdict_table(res.results))

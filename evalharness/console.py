@@ -40,6 +40,25 @@ def results_table(res: RunResults) -> str:
     return "\n".join(out)
 
 
+def model_lines(res: RunResults) -> list[str]:
+    """One line per encoder with its model facts: device, dtype, parameters, truncation."""
+    out = []
+    for eid, rec in res.encoders.items():
+        facts = rec.model or {}
+        parts = [str(facts[k]) for k in ("device", "dtype") if facts.get(k)]
+        if facts.get("parameters"):
+            parts.append(f"{facts['parameters'] / 1e6:.1f}M parameters")
+        if facts.get("max_tokens"):
+            parts.append(f"max {facts['max_tokens']} tokens")
+        if facts.get("truncated") is not None and facts.get("texts"):
+            parts.append(f"{facts['truncated']:,} of {facts['texts']:,} texts truncated")
+        if rec.engine and rec.engine.get("engine") not in (None, "local"):
+            parts.append(f"engine {rec.engine['engine']}")
+        if parts:
+            out.append(f"{eid}: {', '.join(parts)}")
+    return out
+
+
 def verdict_table(res: RunResults) -> str:
     if not res.verdicts:
         return "no thresholds"

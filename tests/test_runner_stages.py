@@ -100,3 +100,16 @@ def test_unreachable_ray_cluster_is_exit_2_before_any_encoding(tmp_path, capsys)
     assert code == 2
     assert "127.0.0.1:9" in capsys.readouterr().err
     assert not (tmp_path / "out" / "results.json").exists()
+
+
+def test_end_of_run_summary_names_device_and_model_facts():
+    from evalharness import console
+    from evalharness.results import EncoderRecord, RunResults
+
+    res = RunResults(suite="s", created="now", encoders={
+        "m": EncoderRecord(spec="minilm", model={"device": "cpu", "dtype": "float32",
+                                                  "parameters": 22713216, "max_tokens": 256,
+                                                  "truncated": 3, "texts": 7559}),
+        "r": EncoderRecord(spec="random?dim=8", model={"name": "random", "dim": 8})})
+    assert console.model_lines(res) == [
+        "m: cpu, float32, 22.7M parameters, max 256 tokens, 3 of 7,559 texts truncated"]
