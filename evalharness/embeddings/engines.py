@@ -13,7 +13,7 @@ implementing the same two members.
 
 from __future__ import annotations
 
-from typing import Iterator, Literal, Protocol, runtime_checkable
+from typing import Any, Iterator, Literal, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,4 +71,7 @@ class ExecutionConfig(BaseModel):
     cpus_per_actor: float | None = Field(None, gt=0)
     batch_size: int | None = Field(None, ge=1, description="texts per Ray batch")
     max_retries: int = Field(3, ge=0, description="restarts of a failed actor / task")
+    runtime_env: dict[str, Any] | None = Field(
+        None, description="Ray runtime_env of the run's job (e.g. pip: [mypkg], "
+        "working_dir: ., env_vars: {...}) so py: encoders import on the workers")
 

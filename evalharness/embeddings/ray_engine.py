@@ -359,8 +359,10 @@ class RayEngine:
                 self._address = self.config.address or "local (already running)"
             elif self.config.address:
                 try:
+                    extra = {"runtime_env": self.config.runtime_env} \
+                        if self.config.runtime_env else {}
                     ray.init(address=self.config.address, logging_level=logging.WARNING,
-                             configure_logging=True)
+                             configure_logging=True, **extra)
                 except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
                     raise UserError(f"cannot connect to the Ray cluster at "
                                     f"'{self.config.address}': {exc}",
@@ -373,9 +375,12 @@ class RayEngine:
                 # what the driver imports (py: encoders from the project or the cwd).
                 # Ray runs workers at nice 15; here they are the run's own work, so they
                 # get the priority the local engine would have on a shared machine
+                env = dict(self.config.runtime_env or {})
+                env["env_vars"] = {"PYTHONPATH": _driver_pythonpath(),
+                                   **(env.get("env_vars") or {})}
                 ray.init(include_dashboard=False, logging_level=logging.WARNING,
                          configure_logging=True, _system_config={"worker_niceness": 0},
-                         runtime_env={"env_vars": {"PYTHONPATH": _driver_pythonpath()}})
+                         runtime_env=env)
                 self._owns = True
         except UserError as exc:
             self._start_error = exc
