@@ -19,7 +19,7 @@ import pytest
 
 from evalharness.cli import main
 
-from helpers import make_sts
+from helpers import TINY_SUITE, make_sts
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -156,21 +156,12 @@ def test_two_concurrent_runs_on_one_cache(world):
 
 
 # -- the output folder cannot be written ------------------------------------------------
-TINY = """\
-suite: tiny
-seed: 1
-bootstrap: 50
-encoders:
-  rnd: random?dim=16&seed=0
-tasks:
-  sts: {type: sts, dataset: tinysts}
-"""
 
 
 @pytest.fixture
 def tiny(tmp_path):
     make_sts(tmp_path / "data")
-    (tmp_path / "suite.yaml").write_text(TINY, encoding="utf-8")
+    (tmp_path / "suite.yaml").write_text(TINY_SUITE, encoding="utf-8")
     return tmp_path
 
 
