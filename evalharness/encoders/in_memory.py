@@ -20,18 +20,18 @@ import uuid
 import numpy as np
 
 from evalharness.encoders.base import BaseOptions, EncoderBase, fingerprint_of
+from evalharness.encoders.python import SIGNATURE, as_array, takes_role
 from evalharness.errors import UserError
 
-SIGNATURE = "f(texts: list[str]) -> array (n, dim)"
-
-
 def _weights_digest(module) -> str:
+    import torch
+
     h = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):
         h.update(name.encode())
         t = tensor.detach().cpu().contiguous()
         h.update(str(t.dtype).encode())
-        h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -50,12 +50,11 @@ class ObjectEncoder(EncoderBase):
                             hint=f"pass a spec string ('minilm', 'st:NAME'), a "
                                  f"SentenceTransformer, or a function {SIGNATURE}")
         self._fn = target
-        try:
-            params = inspect.signature(target).parameters
-            self._takes_role = "role" in params
-            self._is_st = "convert_to_numpy" in params
+        self._takes_role = takes_role(target)
+        try:  # sentence-transformers' encode: ask for numpy, no progress bar
+            self._is_st = "convert_to_numpy" in inspect.signature(target).parameters
         except (TypeError, ValueError):
-            self._takes_role = self._is_st = False
+            self._is_st = False
         self._fp: str | None = None
 
     def fingerprint(self) -> str:
@@ -82,6 +81,4 @@ class ObjectEncoder(EncoderBase):
             out = self._fn(texts, role=role)
         else:
             out = self._fn(texts)
-        if hasattr(out, "detach"):
-            out = out.detach().float().cpu().numpy()
-        return np.asarray(out)
+        return as_array(out)

@@ -21,6 +21,22 @@ from evalharness.errors import UserError
 SIGNATURE = "f(texts: list[str]) -> array (n, dim)"
 
 
+def takes_role(fn) -> bool:
+    """Whether ``fn`` accepts a ``role`` keyword (named, or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return "role" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def as_array(out) -> np.ndarray:
+    """A callable's output as a numpy array (torch tensors detached and moved to CPU)."""
+    if hasattr(out, "detach"):
+        out = out.detach().float().cpu().numpy()
+    return np.asarray(out)
+
+
 class PythonOptions(BaseOptions):
     version: str = ""  # bump to invalidate cached vectors when the callable changes behaviour
 
@@ -69,12 +85,7 @@ class PythonEncoder(EncoderBase):
         if not callable(target):
             raise UserError(f"'{self.target}' is neither callable nor has an encode method",
                             field=f"encoders.{self.name}")
-        try:
-            params = inspect.signature(target).parameters
-            takes_role = "role" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
-        except (TypeError, ValueError):
-            takes_role = False
-        self._fn = (target, takes_role)
+        self._fn = (target, takes_role(target))
         src = getattr(sys.modules.get(module_name), "__file__", None)
         if src:
             with open(src, "rb") as fh:
@@ -102,9 +113,7 @@ class PythonEncoder(EncoderBase):
             raise UserError(f"encoder '{self.name}' (py:{self.target}) returned "
                             f"{type(out).__name__}, not an array: expected {SIGNATURE}",
                             field=f"encoders.{self.name}")
-        if hasattr(out, "detach"):
-            out = out.detach().float().cpu().numpy()
-        arr = np.asarray(out)
+        arr = as_array(out)
         if arr.ndim == 2 and self._dim is None:
             self._dim = arr.shape[1]
         return arr
