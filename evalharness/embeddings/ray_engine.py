@@ -100,15 +100,11 @@ class WorkerRecipe:
 
 def recipe_for(encoder) -> WorkerRecipe | str:
     """A recipe for ``encoder`` (what the planner embeds with: a spec-built encoder or a
-    variant's ``_SourceView``), or the reason it is encoded on the driver."""
+    variant's source view), or the reason it is encoded on the driver."""
     from evalharness import registry
-    from evalharness.encoders.variants import VariantEncoder, _SourceView
+    from evalharness.encoders.variants import variant_of
 
-    variant = None
-    if isinstance(encoder, _SourceView):
-        variant = encoder._variant
-    elif isinstance(encoder, VariantEncoder):
-        variant = encoder
+    variant = variant_of(encoder)
     base = variant.base if variant is not None else encoder
     path = _class_path(base)
     if path in DRIVER_ONLY:

@@ -59,8 +59,10 @@ class VariantEncoder:
     """A deployment variant of a loaded base encoder (see the module docstring).
 
     ``source`` is the encoder that computes vectors (the base itself for output-only
-    variants, a transformed copy for model settings); the runner embeds with ``source``
-    (cache keyed by ``source.fingerprint()``) and then calls ``postprocess``.
+    variants, a transformed copy for model settings); the embed stage encodes with
+    ``embedding_source(variant)`` (cache keyed by the source's fingerprint) and applies
+    ``output_transform(variant)`` to the vectors (``postprocess`` does both steps' second
+    half on a ``Vectors``).
     """
 
     Options = VariantOptions
@@ -194,6 +196,14 @@ def embedding_source(encoder):
     return encoder
 
 
+def variant_of(encoder) -> VariantEncoder | None:
+    """The variant behind ``encoder`` (a variant, or the view ``embedding_source`` gives
+    the embed stage), else None."""
+    if isinstance(encoder, _SourceView):
+        return encoder._variant
+    return encoder if isinstance(encoder, VariantEncoder) else None
+
+
 def output_transform(encoder):
     """``fn(list of matrices) -> list of matrices`` applying a variant's output settings
     to the embedded vectors of a run (int8 calibrated over all of them), or None."""
@@ -218,4 +228,4 @@ def timing_target(encoder):
 
 
 __all__ = ["VariantEncoder", "build_variant", "embedding_source", "output_transform",
-           "timing_target"]
+           "timing_target", "variant_of"]
