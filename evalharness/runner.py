@@ -153,7 +153,7 @@ def load_components(suite: Suite, resolver: DatasetResolver, only: list[str]) ->
         cls = registry.resolve(kind, cfg.type)
         comps[cid] = cls(cid, cfg, resolver, seed=suite.seed, bootstrap=suite.bootstrap)
     for cid, comp in comps.items():
-        other = cross_encoder(comp)
+        other = comp.other_encoder
         if other and other not in suite.encoder_specs:
             specs = suite.encoder_specs
             raise UserError(f"check '{cid}' compares with encoder '{other}', which is not an "
@@ -169,11 +169,6 @@ def make_engine(config: ExecutionConfig | None) -> Engine:
     from evalharness.embeddings.ray_engine import RayEngine
 
     return RayEngine(config)
-
-
-def cross_encoder(comp) -> str | None:
-    """The other encoder a cross-encoder check (drift) compares with, else None."""
-    return comp.other_encoder
 
 
 def prompted(comp):
@@ -200,7 +195,7 @@ def evaluate_encoder(session: EncoderSession, comps: dict, results: RunResults,
     for cid, comp in comps.items():
         prompts = comp.prompts()
         seen = vectors.with_prompts(prompts)
-        if cross_encoder(comp):
+        if comp.other_encoder:
             aside.setdefault(cid, {})[eid] = comp.sample_vectors(seen)
             continue
         t0 = time.perf_counter()
@@ -257,7 +252,7 @@ def evaluate_pairs(comps: dict, aside: dict, results: RunResults, problems: Prob
     """Stage *evaluate*, cross-encoder checks: after every encoder has embedded."""
     for cid, by_encoder in aside.items():
         comp = comps[cid]
-        other = cross_encoder(comp)
+        other = comp.other_encoder
         for eid, mine in by_encoder.items():
             t0 = time.perf_counter()
             theirs = by_encoder.get(other)

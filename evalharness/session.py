@@ -44,6 +44,7 @@ class EncoderSession:
         self.encoder = None
         self.loader: LazyLoad | None = None
         self.vectors: Vectors | None = None
+        self._context: EncoderContext | None = None
 
     # -- lifecycle --------------------------------------------------------------------
     def open(self) -> None:
@@ -56,7 +57,7 @@ class EncoderSession:
 
     def close(self) -> None:
         """Drop the encoder and its vectors (a shared base stays while variants need it)."""
-        self.encoder = self.loader = self.vectors = None
+        self.encoder = self.loader = self.vectors = self._context = None
         self.pool.release(self.eid)
         gc.collect()
         release_free_memory()
@@ -101,7 +102,13 @@ class EncoderSession:
     # -- evaluate ---------------------------------------------------------------------
     def context(self) -> EncoderContext:
         """What components may ask of the encoder besides vectors; answered from the
-        cache where it can be, else by loading the model (counted as load)."""
+        cache where it can be, else by loading the model (counted as load). Built once
+        per session: the evaluate stage and the model facts share its answers."""
+        if self._context is None:
+            self._context = self._new_context()
+        return self._context
+
+    def _new_context(self) -> EncoderContext:
         facts = EncoderFacts(self.encoder, self.record.fingerprint, self.cache, self.loader)
         return EncoderContext(self.eid, self.record.dim,
                               facts.token_lengths if facts.has_token_lengths else None,
