@@ -38,10 +38,20 @@ class _Hasher:
         return "sha256:" + self.h.hexdigest()
 
 
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"not UTF-8: byte {data[exc.start]:#04x} at offset {exc.start}",
+                        source=str(path), line=data.count(b"\n", 0, exc.start) + 1,
+                        hint="save the file as UTF-8") from None
+
+
 def _read_jsonl(path: Path, hasher: _Hasher):
     data = path.read_bytes()
     hasher.add(path, data)
-    for lineno, line in enumerate(data.decode("utf-8", errors="strict").splitlines(), 1):
+    # JSON Lines: rows end at "\n" only (a text may hold U+2028, which splitlines() splits)
+    for lineno, line in enumerate(_decode(path, data).split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -143,6 +153,42 @@ def load_labelled(folder: Path, split: str, name: str) -> LabelledData:
                         ids if len(ids) == len(texts) else None)
 
 
+def _read_corpus_fast(path: Path, hasher: _Hasher):
+    """(ids, texts) of a BEIR corpus.jsonl parsed by pyarrow's JSON reader (multi-threaded
+    C++, about 3x faster than a ``json.loads`` per line on a 1M-document corpus), or
+    (None, None) when the file is anything but plain well-formed rows (a parse error, a
+    number or a null where text is expected, a numeric ``_id``, a byte-order mark): the
+    line-by-line reader then gives the same result or its file:line error. The schema is
+    explicit, so pyarrow never coerces a number into a string."""
+    try:
+        import pyarrow as pa
+        import pyarrow.json as pj
+    except ImportError:  # pragma: no cover - pyarrow comes with datasets/mteb
+        return None, None
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        return None, None
+    schema = pa.schema([("_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    try:
+        table = pj.read_json(pa.BufferReader(data), parse_options=options,
+                             read_options=pj.ReadOptions(block_size=16 << 20))
+    except (pa.ArrowException, ValueError):
+        return None, None
+    if table.column("_id").null_count or table.column("text").null_count:
+        return None, None  # a missing id or text (or a numeric id): the slow path says which
+    try:  # pyarrow does not check UTF-8: Python does, when it makes the strings
+        ids = table.column("_id").to_pylist()
+        texts = table.column("text").to_pylist()
+        if table.column("title").null_count < table.num_rows:
+            titles = table.column("title").to_pylist()
+            texts = [f"{t} {x}".strip() if t else x for t, x in zip(titles, texts)]
+    except UnicodeDecodeError:
+        return None, None
+    hasher.add(path, data)
+    return ids, texts
+
+
 def _qrels_file(folder: Path, split: str) -> Path | None:
     for cand in (folder / "qrels" / f"{split}.tsv", folder / "qrels.tsv"):
         if cand.exists():
@@ -160,15 +206,17 @@ def load_retrieval(folder: Path, split: str, name: str) -> RetrievalData:
         raise UserError(f"retrieval dataset '{name}' in {folder} is missing {', '.join(missing)}",
                         hint=f"BEIR layout: {LAYOUT_FILES['retrieval'].format(split=split)}")
     hasher = _Hasher()
-    cids, ctexts = [], []
-    for lineno, obj in _read_jsonl(corpus_p, hasher):
-        cid = str(_require(obj, "_id", corpus_p, lineno, "any"))
-        text = _require(obj, "text", corpus_p, lineno)
-        title = obj.get("title") or ""
-        if not isinstance(title, str):
-            raise UserError("column 'title' must be a string", source=str(corpus_p), line=lineno)
-        cids.append(cid)
-        ctexts.append(f"{title} {text}".strip() if title else text)
+    cids, ctexts = _read_corpus_fast(corpus_p, hasher)
+    if cids is None:
+        cids, ctexts = [], []
+        for lineno, obj in _read_jsonl(corpus_p, hasher):
+            cid = str(_require(obj, "_id", corpus_p, lineno, "any"))
+            text = _require(obj, "text", corpus_p, lineno)
+            title = obj.get("title") or ""
+            if not isinstance(title, str):
+                raise UserError("column 'title' must be a string", source=str(corpus_p), line=lineno)
+            cids.append(cid)
+            ctexts.append(f"{title} {text}".strip() if title else text)
     qids, qtexts = [], []
     for lineno, obj in _read_jsonl(queries_p, hasher):
         qids.append(str(_require(obj, "_id", queries_p, lineno, "any")))
@@ -176,7 +224,7 @@ def load_retrieval(folder: Path, split: str, name: str) -> RetrievalData:
     data = qrels_p.read_bytes()
     hasher.add(qrels_p, data)
     qrels: dict[str, dict[str, int]] = {}
-    for lineno, line in enumerate(data.decode("utf-8").splitlines(), 1):
+    for lineno, line in enumerate(_decode(qrels_p, data).splitlines(), 1):
         parts = line.strip().split("\t") if "\t" in line else line.split()
         if not parts or not line.strip():
             continue
