@@ -5,7 +5,7 @@ sound, and removing what is no longer wanted (docs/cache.md).
   used them), index segments, data files, vectors, damaged shards set aside, garbage left
   by killed writers, and the legacy v1 folder if there is one.
 - ``verify``: reads every segment and every block of every data file and checks its
-  sha256; a damaged shard is set aside (renamed ``*.damaged``) and the index entries that
+  checksum; a damaged shard is set aside (renamed ``*.damaged``) and the index entries that
   point at it dropped, so the next run re-encodes those texts. Exit 1 if any was found.
 - ``prune``: removes fingerprints by age of last use (``--older-than DAYS``) and/or by
   fingerprint (``--fingerprint FP``, a unique prefix is enough; both given: both must

@@ -175,6 +175,39 @@ def test_block_checksums_catch_one_changed_float(tmp_path):
     assert list((tmp_path / "v2" / "fp" / "any" / "data").glob("*.damaged"))
 
 
+def _as_sha256_records(root) -> None:
+    """Rewrite every manifest of ``root`` as the first v2 release wrote it: block digests
+    in sha256 and no "hash" field."""
+    for manifest in root.rglob("index/*.json"):
+        info = json.loads(manifest.read_text())
+        for rec in info["files"]:
+            data = np.load(manifest.parent.parent / "data" / f"{rec['id']}.npy")
+            br = int(rec["block_rows"])
+            rec.pop("hash")
+            rec["blocks"] = [cache_mod._sha256(data[b:b + br]) for b in range(0, len(data), br)]
+        manifest.write_text(json.dumps(info))
+
+
+def test_block_checksums_are_xxh3_and_sha256_records_still_read(tmp_path):
+    keys = np.random.default_rng(3).integers(0, 256, (300, 32), dtype=np.uint8)
+    vecs = _vecs_for(keys, 8)
+    EmbeddingCache(tmp_path).store("fp", "any", keys, vecs)
+    manifest = next((tmp_path / "v2" / "fp" / "any" / "index").glob("*.json"))
+    assert {r["hash"] for r in json.loads(manifest.read_text())["files"]} == {"xxh3_128"}
+    _as_sha256_records(tmp_path)
+    mask, found = EmbeddingCache(tmp_path).lookup("fp", "any", keys)
+    assert mask.all() and np.array_equal(found, vecs)
+    from evalharness.cache_admin import verify
+    assert verify(tmp_path)["ok"]
+    path = next((tmp_path / "v2" / "fp" / "any" / "data").glob("*.npy"))
+    arr = np.load(path, mmap_mode="r+")
+    arr[5, 1] += 1  # a sha256 record still catches a changed float
+    arr.flush()
+    del arr
+    mask, _ = EmbeddingCache(tmp_path).lookup("fp", "any", keys)
+    assert not mask.any()
+
+
 def _write_v1(root, fp, role, shards, meta=None):
     folder = root / "v1" / fp / role
     folder.mkdir(parents=True)

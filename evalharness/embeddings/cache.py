@@ -12,15 +12,15 @@ Key: (encoder fingerprint, role key, sha256(text)). Layout::
 *Data files* hold vectors in the order they were stored and are never rewritten. An
 *index segment* is a sorted array of entries ``key (32 bytes) | file number (u32) | row
 (u32)``, sorted by the key's first 8 bytes read as a big-endian integer, plus a JSON
-manifest naming its data files with a sha256 per 4 MiB block of each, and the sha256 of
-the entries. The manifest is written last (temporary file, then rename): a segment
+manifest naming its data files with a checksum per 4 MiB block of each (xxh3-128; files
+written by earlier versions: sha256), and the sha256 of the entries. The manifest is written last (temporary file, then rename): a segment
 exists exactly when its manifest does, so a writer killed at any moment leaves only
 unreferenced files, never a half-written visible shard.
 
 Lookups sort the wanted keys once and ``np.searchsorted`` them in each segment (largest
 first, only the keys not found yet), so a million keys need no Python object per key.
 Vectors are read block by block (4 MiB) straight into the caller's matrix, each block
-checked against its sha256 before use; the ``.npy`` data files can also be memory-mapped
+checked against its checksum before use; the ``.npy`` data files can also be memory-mapped
 (``np.load(..., mmap_mode="r")``) by other tools.
 
 Compaction merges index segments only (40 bytes per vector, the vectors stay where they
@@ -122,6 +122,25 @@ def _sha256(buf) -> str:
     return hashlib.sha256(memoryview(np.ascontiguousarray(buf)).cast("B")).hexdigest()
 
 
+# Checksums of vector blocks: xxh3-128 (xxhash), about 15x the speed of sha256 here (27 GB/s
+# vs 1.6 GB/s), so reading a warm 1M-vector table (1.5 GB) checks it in ~0.06 s instead of
+# ~0.9 s. It detects damage (changed, zeroed or shuffled bytes), which is all it is for: a
+# cache folder is not an adversary. Data files written before carry sha256 digests (no
+# "hash" in their record) and are still checked with sha256.
+BLOCK_HASH = "xxh3_128"
+
+
+def block_digest(buf, algo: str | None) -> str:
+    """Checksum of a block of vectors with the data file's algorithm (None: sha256)."""
+    if algo == BLOCK_HASH:
+        import xxhash
+
+        return xxhash.xxh3_128_hexdigest(memoryview(np.ascontiguousarray(buf)).cast("B"))
+    if algo in (None, "sha256"):
+        return _sha256(buf)
+    raise Damaged(f"unknown block checksum {algo!r}")
+
+
 def _new_id() -> str:
     return uuid.uuid4().hex
 
@@ -198,7 +217,7 @@ class Segment:
     manifest: Path
     tier: int
     entries: np.ndarray       # (n, 40) uint8
-    files: list[dict]         # {"id", "rows", "dim", "block_rows", "blocks"}
+    files: list[dict]         # {"id", "rows", "dim", "block_rows", "blocks", "hash"}
     created: float = 0.0
     prefix: np.ndarray = field(repr=False, default=None)
 
@@ -353,7 +372,11 @@ def check_data_file(path: Path, rec: dict) -> str | None:
             view = buf[:min(br, rows - r0)]
             if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
                 return "truncated"
-            if b >= len(rec["blocks"]) or _sha256(view) != rec["blocks"][b]:
+            try:
+                digest = block_digest(view, rec.get("hash"))
+            except Damaged as exc:
+                return str(exc)
+            if b >= len(rec["blocks"]) or digest != rec["blocks"][b]:
                 return f"block {b} checksum mismatch"
     return None
 
@@ -633,7 +656,8 @@ class EmbeddingCache:
                     if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
                         raise Damaged(f"{path.name}: truncated")
                     if self.verify and (rec["id"], b) not in self._verified_blocks:
-                        if b >= len(rec["blocks"]) or _sha256(view) != rec["blocks"][b]:
+                        algo = rec.get("hash")
+                        if b >= len(rec["blocks"]) or block_digest(view, algo) != rec["blocks"][b]:
                             raise Damaged(f"{path.name}: block {b} checksum mismatch")
                         self._verified_blocks.add((rec["id"], b))
                     out[dst[part]] = view[src[part] - r0]
@@ -680,7 +704,8 @@ class EmbeddingCache:
                                                 lambda fh, a=part: np.save(fh, a))
             files.append({"id": fid, "rows": int(len(part)), "dim": int(dim),
                           "block_rows": int(block_rows),
-                          "blocks": [_sha256(part[b:b + block_rows])
+                          "hash": BLOCK_HASH,
+                          "blocks": [block_digest(part[b:b + block_rows], BLOCK_HASH)
                                      for b in range(0, len(part), block_rows)]})
             fileno.append(np.full(len(part), i, dtype=np.uint32))
             rowno.append(np.arange(len(part), dtype=np.uint32))
