@@ -55,7 +55,8 @@ def judgements(qrels: dict[str, dict[str, int]], query_ids: list[str], doc_ids: 
                max_k: int) -> Judgements:
     """Arrays of the judgements of ``query_ids`` (in that order) over ``doc_ids``."""
     q_pos = {q: i for i, q in enumerate(query_ids)}
-    d_pos = {d: i for i, d in enumerate(doc_ids)}
+    judged = {d for q, docs in qrels.items() if q in q_pos for d in docs}
+    d_pos = {d: i for i, d in enumerate(doc_ids) if d in judged}  # no dict of the corpus
     rows = [(q_pos[q], d_pos.get(d, -1), g) for q, docs in qrels.items() if q in q_pos
             for d, g in docs.items()]
     arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
