@@ -37,6 +37,11 @@ class _Hasher:
     def value(self) -> str:
         return "sha256:" + self.h.hexdigest()
 
+    def copy(self) -> "_Hasher":
+        other = _Hasher()
+        other.h = self.h.copy()
+        return other
+
 
 def _decode(path: Path, data: bytes) -> str:
     try:
@@ -170,11 +175,14 @@ def _read_corpus_fast(path: Path, hasher: _Hasher):
         return None, None
     schema = pa.schema([("_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    trial = hasher.copy()  # the file's bytes go into the checksum only if this path wins
+    trial.add(path, data)
     try:
         table = pj.read_json(pa.BufferReader(data), parse_options=options,
                              read_options=pj.ReadOptions(block_size=16 << 20))
     except (pa.ArrowException, ValueError):
         return None, None
+    del data  # the table holds its own copy of the texts: drop the raw bytes first
     if table.column("_id").null_count or table.column("text").null_count:
         return None, None  # a missing id or text (or a numeric id): the slow path says which
     try:  # pyarrow does not check UTF-8: Python does, when it makes the strings
@@ -185,7 +193,7 @@ def _read_corpus_fast(path: Path, hasher: _Hasher):
             texts = [f"{t} {x}".strip() if t else x for t, x in zip(titles, texts)]
     except UnicodeDecodeError:
         return None, None
-    hasher.add(path, data)
+    hasher.h = trial.h
     return ids, texts
 
 
