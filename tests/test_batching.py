@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalharness.encoders.base import CPU_BATCH_SIZE, CPU_BATCH_TOKENS, GPU_BATCH_SIZE, TorchOptions
+from evalharness.encoders.base import (CPU_BATCH_SIZE, CPU_BATCH_TOKENS, GPU_BATCH_SIZE,
+                                       GPU_BATCH_TOKENS, TorchOptions)
 from evalharness.encoders.batching import token_batches
 
 
@@ -42,7 +43,7 @@ def test_torch_option_defaults():
     cpu = TorchOptions()
     assert (cpu.batch_size, cpu.batch_tokens) == (CPU_BATCH_SIZE, CPU_BATCH_TOKENS)
     gpu = TorchOptions(device="cuda")
-    assert (gpu.batch_size, gpu.batch_tokens) == (GPU_BATCH_SIZE, None)
+    assert (gpu.batch_size, gpu.batch_tokens) == (GPU_BATCH_SIZE, GPU_BATCH_TOKENS)
     assert TorchOptions(batch_tokens=None).batch_tokens is None  # explicit null: no budget
     assert TorchOptions(batch_size=16).batch_tokens == CPU_BATCH_TOKENS
 

@@ -9,7 +9,7 @@ import torch
 
 from evalharness.encoders import device as dev
 from evalharness.encoders.base import (CPU_BATCH_SIZE, CPU_BATCH_TOKENS, GPU_BATCH_SIZE,
-                                       TorchOptions)
+                                       GPU_BATCH_TOKENS, TorchOptions)
 from evalharness.encoders.pool import build_encoder
 from evalharness.encoders.spec import parse_encoder_entry, parse_spec_string
 from evalharness.errors import UserError
@@ -75,10 +75,11 @@ def test_batch_defaults_follow_the_resolved_device():
     # before the model loads: the CPU defaults (what validate and the CPU show)
     assert (auto.batch_size, auto.batch_tokens) == (CPU_BATCH_SIZE, CPU_BATCH_TOKENS)
     on_gpu = auto.for_device("cuda")
-    assert (on_gpu.batch_size, on_gpu.batch_tokens) == (GPU_BATCH_SIZE, None)
+    assert (on_gpu.batch_size, on_gpu.batch_tokens) == (GPU_BATCH_SIZE, GPU_BATCH_TOKENS)
     on_cpu = auto.for_device("cpu")
     assert (on_cpu.batch_size, on_cpu.batch_tokens) == (CPU_BATCH_SIZE, CPU_BATCH_TOKENS)
-    assert auto.batching("mps") == {"batch_size": GPU_BATCH_SIZE, "batch_tokens": None}
+    assert auto.batching("mps") == {"batch_size": GPU_BATCH_SIZE,
+                                    "batch_tokens": GPU_BATCH_TOKENS}
     # what the user gave stays, on any device
     given = TorchOptions(batch_size=8, batch_tokens=None)
     assert given.for_device("cpu").batch_tokens is None
@@ -88,7 +89,7 @@ def test_batch_defaults_follow_the_resolved_device():
     timed = auto.model_copy(update={"batch_size": 100, "batch_tokens": None})
     assert timed.batching("cpu") == {"batch_size": 100, "batch_tokens": None}
     # an explicit device: its defaults at once (as before)
-    assert TorchOptions(device="cuda").batch_tokens is None
+    assert TorchOptions(device="cuda").batch_tokens == GPU_BATCH_TOKENS
     assert TorchOptions(device="cpu").batch_tokens == CPU_BATCH_TOKENS
 
 
@@ -145,7 +146,8 @@ def test_st_encoder_loads_on_the_resolved_device(machine, monkeypatch):
     enc.load()
     assert _FakeST.made[-1].kwargs["device"] == "cuda"
     assert enc.torch_device == "cuda" and enc.device == "cuda:0 (Fake GPU 0)"
-    assert (enc.options.batch_size, enc.options.batch_tokens) == (GPU_BATCH_SIZE, None)
+    assert (enc.options.batch_size, enc.options.batch_tokens) == \
+        (GPU_BATCH_SIZE, GPU_BATCH_TOKENS)
     d = enc.describe()
     assert d["device"] == "cuda:0 (Fake GPU 0)" and d["dtype"] == "float32"
 
@@ -153,7 +155,7 @@ def test_st_encoder_loads_on_the_resolved_device(machine, monkeypatch):
     enc = build_encoder(parse_spec_string("m", "minilm?batch_size=7"))
     enc.load()
     assert _FakeST.made[-1].kwargs["device"] == "mps" and enc.device == "mps"
-    assert (enc.options.batch_size, enc.options.batch_tokens) == (7, None)
+    assert (enc.options.batch_size, enc.options.batch_tokens) == (7, GPU_BATCH_TOKENS)
 
 
 def test_hf_encoder_moves_model_and_batches_to_the_resolved_device(machine, monkeypatch,
@@ -184,7 +186,8 @@ def test_hf_encoder_moves_model_and_batches_to_the_resolved_device(machine, monk
     enc = build_encoder(parse_encoder_entry("h", {"type": "hf", "model": str(tmp_path / "m")}))
     enc.load()
     assert moved == ["cuda"] and enc.device == "cuda:0 (Fake GPU 0)"
-    assert enc.options.batch_tokens is None and enc.describe()["device"].startswith("cuda")
+    assert enc.options.batch_tokens == GPU_BATCH_TOKENS
+    assert enc.describe()["device"].startswith("cuda")
 
 
 def test_minilm_on_this_machine_runs_on_the_cpu(minilm):

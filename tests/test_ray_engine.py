@@ -271,9 +271,10 @@ def gpu_batching(o):
 
 
 def test_gpu_actors_get_the_accelerator_defaults_unless_the_user_chose():
-    from evalharness.encoders.base import GPU_BATCH_SIZE, TorchOptions
+    from evalharness.encoders.base import GPU_BATCH_SIZE, GPU_BATCH_TOKENS, TorchOptions
 
-    assert gpu_batching(_gpu_options(TorchOptions())) == ("cuda", GPU_BATCH_SIZE, None)
+    assert gpu_batching(_gpu_options(TorchOptions())) == ("cuda", GPU_BATCH_SIZE,
+                                                          GPU_BATCH_TOKENS)
     o = _gpu_options(TorchOptions(batch_size=16, normalize=True))
     assert gpu_batching(o)[:2] == ("cuda", 16) and o.normalize
     assert _gpu_options(TorchOptions(device="cpu")).device == "cpu"  # chosen: kept

@@ -26,6 +26,7 @@ import numpy as np
 from evalharness.embeddings.cache import EmbeddingCache, text_digests
 from evalharness.embeddings.engines import Engine, LocalEngine, block_size_for
 from evalharness.encoders.base import check_output
+from evalharness.encoders.token_path import token_cache_scope
 from evalharness.progress import progress, role_label
 
 FLUSH_BYTES = 32 << 20   # encoded vectors written to the cache in data files of ~this
@@ -255,6 +256,7 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
         if len(miss_idx):
             if before_encode is not None:
                 before_encode()
+            tokens = token_cache_scope(encoder, cache, engine)  # token ids beside the vectors
             texts = list(index)
             # longest first: batches of similar length waste little padding
             lengths = np.fromiter((len(texts[i]) for i in miss_idx), dtype=np.int64,
@@ -284,6 +286,7 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
                         bar.update(len(idx))
                 failed = False
             finally:
+                tokens.close()
                 if bar is not None:
                     bar.close()
                 stats.encode_seconds += time.perf_counter() - t0

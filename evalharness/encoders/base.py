@@ -50,18 +50,25 @@ class BaseOptions(BaseModel):
 # Forward-pass batches on CPU (see encoders/batching.py): at most CPU_BATCH_TOKENS padded
 # tokens and CPU_BATCH_SIZE texts. Measured on 2 cores with MiniLM over token-sorted
 # texts: budgets of 1024-2048 tokens run 20-50% faster than fixed batches of 8 or 32
-# (long texts go 8 to a batch, short sentences up to 64). On an accelerator: batches of
-# 32 texts of similar token length, no token budget.
+# (long texts go 8 to a batch, short sentences up to 64). On an accelerator: at most
+# GPU_BATCH_SIZE texts and GPU_BATCH_TOKENS padded tokens per forward pass (the token
+# path, encoders/token_path.py, sorts by exact token length, so padding stays small and
+# a big card gets big batches; an out-of-memory batch is split and the budget lowered).
+# The GPU figures are NOT measured: this project's machines have no GPU. They are chosen
+# so that MiniLM-sized models fill a large card (16384 tokens = 64 texts of 256 tokens,
+# 512 sentences of 32), while a BERT-large forward of that size should need a few GB of
+# activations at most (estimated: 16384 x 4096 FFN floats are 256 MiB per layer in fp32).
 CPU_BATCH_SIZE = 64
 CPU_BATCH_TOKENS = 2048
-GPU_BATCH_SIZE = 32
+GPU_BATCH_SIZE = 512
+GPU_BATCH_TOKENS = 16384
 
 
 class TorchOptions(BaseOptions):
     batch_size: int | None = Field(None, ge=1, description="most texts per forward pass "
-                                   "(default: 64 on CPU, 32 on an accelerator)")
+                                   "(default: 64 on CPU, 512 on an accelerator)")
     batch_tokens: int | None = Field(None, ge=1, description="most padded tokens per forward "
-                                     "pass (default: 2048 on CPU, no limit on an accelerator)")
+                                     "pass (default: 2048 on CPU, 16384 on an accelerator)")
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_seq_length: int | None = Field(None, ge=1)
     normalize: bool = False
@@ -94,7 +101,7 @@ class TorchOptions(BaseOptions):
         size = self.batch_size if "batch_size" in given and self.batch_size is not None \
             else (GPU_BATCH_SIZE if accel else CPU_BATCH_SIZE)
         tokens = self.batch_tokens if "batch_tokens" in given \
-            else (None if accel else CPU_BATCH_TOKENS)  # an explicit null stays
+            else (GPU_BATCH_TOKENS if accel else CPU_BATCH_TOKENS)  # an explicit null stays
         return {"batch_size": size, "batch_tokens": tokens}
 
     def for_device(self, device: str):

@@ -11,6 +11,7 @@ import numpy as np
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.device import TorchDevice, device_name, resolve_device
+from evalharness.encoders.token_path import TokenPath
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -77,6 +78,8 @@ class HFEncoder(TorchDevice, EncoderBase):
         self.tokenizer = None
         self.max_length = options.max_seq_length
         self._counts: dict[str, int] = {}  # text -> token count, filled while encoding
+        # shared with the variants derived from this encoder (copy.copy): one tokenizer
+        self._tokens = TokenPath(name)
         self.torch_device: str | None = None  # resolved when the model loads
         self._device_name: str | None = None  # e.g. "cuda:0 (NVIDIA H100 80GB HBM3)"
 
@@ -114,24 +117,49 @@ class HFEncoder(TorchDevice, EncoderBase):
                               o.query_prefix, o.document_prefix, o.text_prefix)
 
     def encode(self, texts: list[str], *, role: str) -> np.ndarray:
+        """The token path (encoders/token_path.py); where its safety net turns it off, the
+        tokenizer is called per batch."""
         self.load()
-        import torch
+        texts = self.with_prefix(texts, role)
+        batching = self.options.batching(self.torch_device)  # the device's defaults
+        if texts and self._tokens.ready(self.tokenizer, self.max_length, lambda: None):
+            out = self._tokens.encode(texts, forward=self._forward, reference=self._reference,
+                                      device=self.torch_device, counts_memo=self._counts,
+                                      **batching)
+            if out is not None:
+                return out
+        return self._encode_per_batch(texts, batching)
+
+    def use_token_cache(self, cache) -> None:
+        """Token ids are kept in (and read from) ``cache``; None: tokenise every call."""
+        self._tokens.use_cache(cache)
+
+    def _reference(self, texts: list[str]) -> dict:
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+
+    def _forward(self, features: dict):
         import torch.nn.functional as F
 
-        texts = self.with_prefix(texts, role)
+        tokens = self.model(**features).last_hidden_state
+        emb = pool(tokens, features["attention_mask"], self.pooling)
+        if self.options.normalize:
+            emb = F.normalize(emb, p=2, dim=1)
+        return emb
+
+    def _encode_per_batch(self, texts: list[str], batching: dict) -> np.ndarray:
+        """The path before the token path: the tokenizer called per batch."""
+        import torch
+
         lengths = model_lengths(self.tokenizer, texts, self.max_length, self._counts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        batching = self.options.batching(self.torch_device)  # the device's defaults
         with torch.inference_mode():
             for idx in trimmed(token_batches(lengths, batching["batch_size"],
                                               batching["batch_tokens"])):
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt")
                 batch = {k: v.to(self.torch_device) for k, v in batch.items()}
-                tokens = self.model(**batch).last_hidden_state
-                emb = pool(tokens, batch["attention_mask"], self.pooling)
-                if self.options.normalize:
-                    emb = F.normalize(emb, p=2, dim=1)
+                emb = self._forward(batch)
                 out[idx] = emb.float().cpu().numpy()
         return out
 
