@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from evalharness.bench import ray_engine, retrieval, scale, suite
+from evalharness.bench import gpu, ray_engine, retrieval, scale, suite
 
 
 def main() -> int:
@@ -17,6 +17,9 @@ def main() -> int:
     codes.append(scale.main([]))
     print("\n== ray engine vs local (reports/bench/ray_engine.json) ==", flush=True)
     codes.append(ray_engine.main(["--texts", "4000", "--encoders", "random,minilm"]))
+    print("\n== GPU: sentence-transformers encode vs evalharness (reports/bench/gpu.json) ==",
+          flush=True)
+    codes.append(gpu.main([]))  # skipped (exit 0, nothing written) without CUDA
     return max(codes)
 
 
