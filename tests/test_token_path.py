@@ -360,3 +360,25 @@ def test_gpu_bench_skips_without_a_gpu(tmp_path, monkeypatch):
     out = tmp_path / "gpu.json"
     assert gpu.main(["--out", str(out)]) == 0
     assert not out.exists()
+
+
+def test_token_rows_no_tokenizer_wrote_are_misses(minilm, tmp_cache):
+    """Rows with a valid checksum but impossible content (a gap, a huge or fractional id)
+    are misses, tokenised again."""
+    from evalharness.embeddings.cache import text_digests
+
+    enc = _fresh(minilm)
+    assert enc._tokens.ready(minilm.model.tokenizer, 256, lambda: None)
+    enc.use_token_cache(tmp_cache)
+    texts = ["one short text", "another one", "a third"]
+    bad = np.full((3, 17), -1.0, dtype=np.float32)
+    bad[:, 0] = 5
+    bad[0, 1:4] = [101, -1, 102]        # a gap
+    bad[1, 1:3] = [101, 3.0e38]         # not an id
+    bad[2, 1:3] = [101, 7.5]            # not an integer
+    tmp_cache.store(enc._tokens.tok.fingerprint(), "w16", text_digests(texts), bad)
+    ids = enc._tokens.ids_for(texts)
+    assert enc._tokens._token_cache.misses == 3
+    want = minilm.model.tokenizer(texts, truncation=True, max_length=256)["input_ids"]
+    assert [ids.ids(i).tolist() for i in range(len(texts))] == want
+    enc.use_token_cache(None)
