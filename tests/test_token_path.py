@@ -25,7 +25,7 @@ from evalharness.encoders.pool import build_encoder
 from evalharness.encoders.spec import parse_encoder_entry, parse_spec_string
 from evalharness.encoders.token_path import (PROBES, TextTokenizer, TokenIds, collate,
                                              is_out_of_memory, width_buckets)
-from evalharness.encoders.variants import build_variant, embedding_source
+from evalharness.encoders.variants import build_variant
 
 REPO = Path(__file__).resolve().parents[1]
 
