@@ -382,3 +382,74 @@ def test_token_rows_no_tokenizer_wrote_are_misses(minilm, tmp_cache):
     want = minilm.model.tokenizer(texts, truncation=True, max_length=256)["input_ids"]
     assert [ids.ids(i).tolist() for i in range(len(texts))] == want
     enc.use_token_cache(None)
+
+
+def test_local_engine_hands_the_next_block_before_encoding_the_current_one():
+    from evalharness.embeddings.engines import LocalEngine
+
+    calls = []
+
+    class Enc:
+        def prefetch(self, texts, *, role):
+            calls.append(("prefetch", list(texts), role))
+
+        def encode(self, texts, *, role):
+            calls.append(("encode", list(texts), role))
+            return np.zeros((len(texts), 2), np.float32)
+
+    texts = [f"t{i}" for i in range(7)]
+    blocks = list(LocalEngine().encode_blocks(Enc(), texts, role="query", block_size=3))
+    assert [(a, b) for a, b, _ in blocks] == [(0, 3), (3, 6), (6, 7)]
+    assert calls == [("prefetch", texts[3:6], "query"), ("encode", texts[0:3], "query"),
+                     ("prefetch", texts[6:7], "query"), ("encode", texts[3:6], "query"),
+                     ("encode", texts[6:7], "query")]  # nothing after the last block
+
+
+def test_tokenising_ahead_runs_in_a_background_thread_with_identical_vectors(
+        minilm, tmp_path, monkeypatch):
+    import threading
+
+    texts = _texts(90)
+    plain = _fresh(minilm)
+    ref, _ = embed(plain, {"text": texts}, None, chunk_size=20)
+    assert plain._tokens._pool is None  # on a CPU nobody tokenises ahead
+
+    ahead = _fresh(minilm)
+    ahead._tokens.prefetch_on_cpu = True
+    threads = []
+    real = TextTokenizer.tokenize
+
+    def tokenize(self, batch):
+        threads.append(threading.current_thread().name)
+        return real(self, batch)
+
+    monkeypatch.setattr(TextTokenizer, "tokenize", tokenize)
+    got, _ = embed(ahead, {"text": texts}, EmbeddingCache(tmp_path), chunk_size=20)
+    # the first block is tokenised in the foreground (the safety net checks it), the
+    # four others ahead, in the background thread (the probes: foreground)
+    assert sum(t.startswith("tokens-") for t in threads) == 4
+    assert ahead._tokens._pool is None and ahead._tokens._ahead is None  # closed with the role
+    np.testing.assert_allclose(got.get("text", texts), ref.get("text", texts), atol=1e-6)
+
+
+def test_a_prefetch_of_other_texts_is_dropped_and_the_asked_texts_tokenised(minilm):
+    enc = _fresh(minilm)
+    enc._tokens.prefetch_on_cpu = True
+    texts = _texts(30)
+    first = enc.encode(texts[:10], role="text")  # the safety net passes
+    enc.prefetch(texts[10:20], role="text")
+    other = enc.encode(texts[20:30], role="text")  # then starts tokenising 10:20 ahead
+    assert enc._tokens._ahead[0] == texts[10:20]
+    mid = enc.encode(texts[10:20], role="text")  # served by the background thread
+    assert enc._tokens._ahead is None
+    enc.prefetch(texts[:5], role="text")
+    enc.encode(texts[20:25], role="text")
+    assert enc._tokens._ahead[0] == texts[:5]
+    again = enc.encode(texts[25:30], role="text")  # not those: dropped, tokenised now
+    assert enc._tokens._ahead is None
+    enc._tokens.stop_prefetch()
+    assert enc._tokens._pool is None
+    ref = minilm.model.encode(texts, batch_size=32, convert_to_numpy=True,
+                              show_progress_bar=False)
+    np.testing.assert_allclose(np.vstack([first, mid, other]), ref, atol=1e-5)
+    np.testing.assert_allclose(again, ref[25:30], atol=1e-5)

@@ -43,8 +43,13 @@ class LocalEngine:
 
     def encode_blocks(self, encoder, texts: list[str], *, role: str,
                       block_size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        """An encoder with ``prefetch(texts, role=)`` is handed the next block before it
+        encodes the current one (it may prepare it meanwhile, e.g. tokenise it)."""
+        prefetch = getattr(encoder, "prefetch", None)
         for start in range(0, len(texts), block_size):
             stop = min(start + block_size, len(texts))
+            if prefetch is not None and stop < len(texts):
+                prefetch(texts[stop:stop + block_size], role=role)
             yield start, stop, encoder.encode(texts[start:stop], role=role)
 
     def describe(self) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.device import TorchDevice, device_name, resolve_device
-from evalharness.encoders.token_path import TokenPath
+from evalharness.encoders.token_path import TokenPath, UsesTokenPath
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -65,7 +65,7 @@ def pool(token_embeddings, attention_mask, mode: str):
     return torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 
-class HFEncoder(TorchDevice, EncoderBase):
+class HFEncoder(UsesTokenPath, TorchDevice, EncoderBase):
     Options = HFOptions
     needs_target = True
     defer_load = True
@@ -129,10 +129,6 @@ class HFEncoder(TorchDevice, EncoderBase):
             if out is not None:
                 return out
         return self._encode_per_batch(texts, batching)
-
-    def use_token_cache(self, cache) -> None:
-        """Token ids are kept in (and read from) ``cache``; None: tokenise every call."""
-        self._tokens.use_cache(cache)
 
     def _reference(self, texts: list[str]) -> dict:
         return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,

@@ -7,7 +7,7 @@ import numpy as np
 from evalharness.encoders.base import EncoderBase, TorchOptions, fingerprint_of
 from evalharness.encoders.batching import memo_counts, model_lengths, token_batches
 from evalharness.encoders.device import TorchDevice, device_name, resolve_device
-from evalharness.encoders.token_path import TokenPath
+from evalharness.encoders.token_path import TokenPath, UsesTokenPath
 from evalharness.encoders.weights import offline_env, resolve_model, torch_dtype, weights_fingerprint
 from evalharness.errors import UserError
 from evalharness.memory import trimmed
@@ -15,7 +15,7 @@ from evalharness.memory import trimmed
 VECTOR_FORMAT = 1  # bump when the way vectors are produced changes
 
 
-class SentenceTransformerEncoder(TorchDevice, EncoderBase):
+class SentenceTransformerEncoder(UsesTokenPath, TorchDevice, EncoderBase):
     Options = TorchOptions
     defer_load = True
 
@@ -89,10 +89,6 @@ class SentenceTransformerEncoder(TorchDevice, EncoderBase):
             if out is not None:
                 return out
         return self._encode_per_batch(texts, batching)
-
-    def use_token_cache(self, cache) -> None:
-        """Token ids are kept in (and read from) ``cache``; None: tokenise every call."""
-        self._tokens.use_cache(cache)
 
     def _why_not_token_path(self) -> str | None:
         """Why this model is not a plain text Transformer + modules the token path can

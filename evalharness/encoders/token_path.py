@@ -30,6 +30,10 @@ Per ``encode(texts)`` call:
    plus ``pool``); normalisation happens on the device and the vectors stay there until
    the call ends (or ``HOST_FLUSH_BYTES`` have gathered): one device-to-host copy instead
    of one per batch, so the host collates batch k+1 while the device runs batch k.
+   **Tokenising ahead** (on an accelerator): the local engine hands the encoder its next
+   block (``prefetch``) before encoding the current one, and a background thread
+   tokenises it (the fast tokenizer releases the GIL) while the device runs the current
+   block, so the device does not wait for the host between blocks.
 4. **Out of memory** on the device: the batch is split in halves and retried, and the
    smaller token budget is kept for the rest of the encoder's life.
 5. **Safety net.** Before the first batch of an encoder, the collated tensors of that
@@ -479,6 +483,9 @@ class TokenPath:
         self._token_cache: TokenCache | None = None
         self.token_cap: int | None = None  # padded tokens per batch after an OOM
         self.splits = 0                    # OOM splits so far
+        self._pool = None                  # one background thread tokenising ahead
+        self._next: list[str] | None = None  # the engine's next block (prefetch)
+        self._ahead: tuple[list[str], object] | None = None  # (texts, future of their ids)
 
     # -- setup -------------------------------------------------------------------------------
     def ready(self, tokenizer, max_len, why_not: Callable[[], str | None]) -> bool:
@@ -503,12 +510,64 @@ class TokenPath:
                     "preprocessing per batch", self.name, reason)
 
     def use_cache(self, cache) -> None:
-        """Token ids go to (and come from) ``cache`` from now on; None: no token cache."""
+        """Token ids go to (and come from) ``cache`` from now on; None: no token cache
+        (and the tokenising ahead stops: the embed stage is done with this role)."""
+        if cache is None:
+            self.stop_prefetch()
         self.cache = cache
         self._token_cache = None
 
+    # -- tokenising ahead ------------------------------------------------------------------
+    prefetch_on_cpu = False  # on a CPU the forward already uses every core
+
+    def prefetch(self, texts: list[str], *, device: str) -> None:
+        """The engine's next block: once the current block's ids are ready (``encode``),
+        a background thread tokenises ``texts`` while the device runs the current block
+        (the fast tokenizer releases the GIL; the forwards are queued on the device), so
+        the device does not wait for the host between blocks. On an accelerator only
+        (``prefetch_on_cpu``: on a CPU the forward already uses every core)."""
+        if texts and (not str(device).startswith("cpu") or self.prefetch_on_cpu):
+            self._next = list(texts)
+
+    def _start_next(self) -> None:
+        """Start tokenising the block announced by ``prefetch`` (after the safety net)."""
+        texts, self._next = self._next, None
+        if texts is None or self.tok is None or self.off is not None or not self.checked:
+            return
+        self._drop_ahead()
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=1,
+                                            thread_name_prefix=f"tokens-{self.name}")
+        self._ahead = (texts, self._pool.submit(self._ids_now, texts))
+
+    def _drop_ahead(self) -> None:
+        """Forget a prefetch nobody asked for (waiting for it: one tokenizer user at once)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and not ahead[1].cancel():
+            try:
+                ahead[1].result()
+            except Exception:  # noqa: BLE001 - its texts are tokenised again if needed
+                pass
+
+    def stop_prefetch(self) -> None:
+        self._next = None
+        self._drop_ahead()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     # -- token ids ----------------------------------------------------------------------------
     def ids_for(self, texts: list[str]) -> TokenIds:
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == texts:
+            self._ahead = None
+            return ahead[1].result()  # an error of the background call is raised here
+        self._drop_ahead()
+        return self._ids_now(texts)
+
+    def _ids_now(self, texts: list[str]) -> TokenIds:
         if self.cache is None:
             return self.tok.tokenize(texts)
         if self._token_cache is None or self._token_cache.cache is not self.cache:
@@ -575,6 +634,7 @@ class TokenPath:
             first = batches[0]
             if not self.check([texts[i] for i in first], ids.take(first), reference):
                 return None
+        self._start_next()  # the next block tokenises while this one runs
         cuda = str(device).startswith("cuda")
         out = None
         pending: list[tuple[np.ndarray, object]] = []
@@ -638,6 +698,23 @@ class TokenPath:
         return forward(features).float()
 
 
+class UsesTokenPath:
+    """The token path's hooks of an encoder (``st:``/``minilm``, ``hf:``), which holds its
+    ``TokenPath`` as ``_tokens`` and its device as ``torch_device``."""
+
+    _tokens: TokenPath
+    torch_device: str | None = None
+
+    def use_token_cache(self, cache) -> None:
+        """Token ids are kept in (and read from) ``cache``; None: tokenise every call."""
+        self._tokens.use_cache(cache)
+
+    def prefetch(self, texts: list[str], *, role: str) -> None:
+        """The engine's next block: tokenise it in the background while this one encodes."""
+        if self.torch_device is not None:
+            self._tokens.prefetch(self.with_prefix(texts, role), device=self.torch_device)
+
+
 def token_cache_scope(encoder, cache, engine=None):
     """The embed stage's hook: token ids of ``encoder`` go to ``cache`` while it encodes a
     role's misses (``close()`` afterwards: a later direct ``encode``, e.g. the latency
@@ -663,5 +740,5 @@ class _Scope:
             self.hook = None
 
 
-__all__ = ["TextTokenizer", "TokenCache", "TokenIds", "TokenPath", "Unsupported", "collate",
+__all__ = ["TextTokenizer", "TokenCache", "TokenIds", "TokenPath", "Unsupported", "UsesTokenPath", "collate",
            "is_out_of_memory", "token_cache_scope", "width_buckets"]
