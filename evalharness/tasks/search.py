@@ -242,6 +242,9 @@ def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
         db = max(1, db // 2)  # a block of distinct scores plus its expansion to copies
     out_vals = np.empty((nq, k), np.float32)
     out_idx = np.empty((nq, k), np.int64)
+    # one score buffer for every full-width block: a fresh 64 MB block per matmul costs
+    # page faults (and huge-page compaction) each time; the same BLAS call fills it
+    score_buf = np.empty((min(qb, nq), min(db, nu)), np.float32)
     for q0 in range(0, nq, qb):
         q = queries[q0:q0 + qb]
         best_v = np.empty((len(q), 0), np.float32)
@@ -249,7 +252,10 @@ def exact_topk(queries: np.ndarray, docs: np.ndarray, k: int, *,
         for u0 in range(0, nu, db):
             u1 = min(nu, u0 + db)
             block = docs[u0:u1] if nu == nd else docs[reps[u0:u1]]
-            s = q @ block.T
+            if u1 - u0 == score_buf.shape[1]:
+                s = np.matmul(q, block.T, out=score_buf[:len(q)])
+            else:
+                s = q @ block.T
             if cosine:
                 s *= d_scale[:, u0:u1]
                 s *= q_scale[q0:q0 + qb]
