@@ -41,3 +41,37 @@ def test_release_free_memory_returns_freed_heap_pages():
     assert memory.release_free_memory() is True
     assert _rss_kib() < before - 128 * 1024
     assert int(pin.sum()) == 64 * 1024
+
+
+def test_populated_matrix_is_a_writable_float32_matrix_of_the_asked_shape(monkeypatch):
+    import mmap
+
+    small = memory.populated_matrix(10, 4)  # below the threshold: plain numpy
+    assert small.shape == (10, 4) and small.dtype == np.float32 and small.base is None
+    monkeypatch.setattr(memory, "POPULATE_MIN_BYTES", 1)
+    big = memory.populated_matrix(1000, 384)
+    assert big.shape == (1000, 384) and big.dtype == np.float32 and big.flags.writeable
+    if hasattr(mmap, "MAP_POPULATE"):
+        assert isinstance(big.base.base, mmap.mmap)  # (reshape of frombuffer's array)
+        assert not big.any()  # anonymous pages are zero
+    big[:] = np.arange(384, dtype=np.float32)
+    view = big[10:20]
+    del big  # a view keeps the mapping alive
+    assert view[3, 383] == 383.0
+
+
+def test_embed_fills_a_populated_matrix_like_a_plain_one(tmp_path, monkeypatch):
+    from evalharness.embeddings.cache import EmbeddingCache
+    from evalharness.embeddings.planner import embed
+    from evalharness.encoders.pool import build_encoder
+    from evalharness.encoders.spec import parse_spec_string
+
+    texts = [f"text {i}" for i in range(300)]
+    enc = build_encoder(parse_spec_string("r", "random?dim=16&seed=1"))
+    plain, _ = embed(enc, {"text": texts}, EmbeddingCache(tmp_path / "a"))
+    monkeypatch.setattr(memory, "POPULATE_MIN_BYTES", 1)
+    cold, _ = embed(enc, {"text": texts}, EmbeddingCache(tmp_path / "b"))
+    warm, stats = embed(enc, {"text": texts}, EmbeddingCache(tmp_path / "b"))
+    assert stats.hits == 300
+    assert np.array_equal(cold.get("text", texts), plain.get("text", texts))
+    assert np.array_equal(warm.get("text", texts), plain.get("text", texts))

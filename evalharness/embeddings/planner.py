@@ -27,6 +27,7 @@ from evalharness.embeddings.cache import EmbeddingCache, text_digests
 from evalharness.embeddings.engines import Engine, LocalEngine, block_size_for
 from evalharness.encoders.base import check_output
 from evalharness.encoders.token_path import token_cache_scope
+from evalharness.memory import populated_matrix
 from evalharness.progress import progress, role_label
 
 FLUSH_BYTES = 32 << 20   # encoded vectors written to the cache in data files of ~this
@@ -157,7 +158,7 @@ def allocate(n: int, dim: int, cache: EmbeddingCache | None) -> tuple[np.ndarray
     """An (n, dim) float32 matrix: in memory, or memory-mapped from an unlinked temporary
     file beside the cache when it is larger than ``spill_threshold()``."""
     if n * dim * 4 <= spill_threshold():
-        return np.empty((n, dim), dtype=np.float32), False
+        return populated_matrix(n, dim), False
     folder = cache.root / "tmp" if cache is not None else Path(tempfile.gettempdir())
     folder.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(dir=folder, prefix="vectors-", suffix=".f32")
