@@ -52,7 +52,8 @@ def test_populated_matrix_is_a_writable_float32_matrix_of_the_asked_shape(monkey
     big = memory.populated_matrix(1000, 384)
     assert big.shape == (1000, 384) and big.dtype == np.float32 and big.flags.writeable
     if hasattr(mmap, "MAP_POPULATE"):
-        assert isinstance(big.base.base, mmap.mmap)  # (reshape of frombuffer's array)
+        assert isinstance(big.base.base, memoryview)  # frombuffer's view of the mapping
+        assert isinstance(big.base.base.obj, mmap.mmap)
         assert not big.any()  # anonymous pages are zero
     big[:] = np.arange(384, dtype=np.float32)
     view = big[10:20]
