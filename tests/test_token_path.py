@@ -233,6 +233,7 @@ def test_token_cache_counts_its_hits(minilm, tmp_cache):
     a = enc.encode(texts, role="text")
     tc = path._token_cache
     assert (tc.hits, tc.misses) == (0, len(texts))
+    tc.flush()  # rows are written in groups (at the latest when the embed stage's scope ends)
     b = enc.encode(texts[::-1], role="text")
     assert (tc.hits, tc.misses) == (len(texts), len(texts))
     np.testing.assert_allclose(b[::-1], a, atol=1e-6)
@@ -453,3 +454,18 @@ def test_a_prefetch_of_other_texts_is_dropped_and_the_asked_texts_tokenised(mini
                               show_progress_bar=False)
     np.testing.assert_allclose(np.vstack([first, mid, other]), ref, atol=1e-5)
     np.testing.assert_allclose(again, ref[25:30], atol=1e-5)
+
+
+def test_token_rows_of_many_encode_calls_share_data_files(minilm, tmp_path):
+    enc = _fresh(minilm)
+    cache = EmbeddingCache(tmp_path)
+    texts = [f"sentence number {i} of the test" for i in range(60)]
+    embed(enc, {"text": texts}, cache, chunk_size=10)  # six encode() calls, one scope
+    fp = enc._tokens.tok.fingerprint()
+    files = sorted((tmp_path / "v2" / fp).glob("w*/data/*.npy"))
+    assert [f.parent.parent.name for f in files] == ["w16"]  # one file, not one per call
+    again = _fresh(minilm)
+    again.use_token_cache(EmbeddingCache(tmp_path))
+    again.encode(texts, role="text")
+    assert again._tokens._token_cache.hits == len(texts)
+    again.use_token_cache(None)

@@ -72,6 +72,7 @@ CHARS_PER_TOKEN = 32        # count_tokens' prefix rule
 MIN_WIDTH = 16              # the narrowest width bucket of the token cache
 MAX_CACHED_WIDTH = 1 << 16  # texts with more tokens are not cached (no max_len)
 HOST_FLUSH_BYTES = 64 << 20  # vectors gathered on the device before one copy to the host
+TOKEN_FLUSH_BYTES = 32 << 20  # token rows gathered before they are written to the cache
 EXACT_FLOAT_IDS = 1 << 24   # float32 holds every integer below this exactly
 PROBES = ("", "  leading and trailing spaces  ", "MiXeD Case, ÀÉÎ ñ ß", "東京 😀\ttab\nline",
           "x")
@@ -345,6 +346,8 @@ class TokenCache:
         self.widths = width_buckets(tokenizer.max_len)
         self.hits = 0
         self.misses = 0
+        self._pending: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}  # width -> parts
+        self._pending_bytes = 0
 
     def ids_for(self, texts: list[str]) -> TokenIds:
         from evalharness.embeddings.cache import text_digests
@@ -395,17 +398,30 @@ class TokenCache:
     def _store(self, digests: np.ndarray, ids: TokenIds) -> None:
         lens = ids.lengths
         buckets = np.searchsorted(np.asarray(self.widths), lens, side="left")
+        for b in np.unique(buckets):
+            if b >= len(self.widths):
+                continue  # longer than any table (no max_len): not cached
+            w = self.widths[b]
+            sel = np.flatnonzero(buckets == b)
+            rows = np.full((len(sel), w + 1), -1.0, dtype=np.float32)
+            rows[:, 0] = np.minimum(ids.counts[sel], EXACT_FLOAT_IDS - 1)
+            mask = np.arange(w) < lens[sel][:, None]
+            rows[:, 1:][mask] = ids.flat[_ranges(ids.offsets[sel], lens[sel])]
+            self._pending.setdefault(w, []).append((digests[sel], rows))
+            self._pending_bytes += rows.nbytes
+        if self._pending_bytes >= TOKEN_FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending rows, one store per width bucket: the ids of many ``encode``
+        calls share data files (as the embed stage groups vectors), instead of a few
+        small files per call and bucket. Rows not flushed (a killed run) are only
+        tokenised again next time."""
+        pending, self._pending, self._pending_bytes = self._pending, {}, 0
         try:
-            for b in np.unique(buckets):
-                if b >= len(self.widths):
-                    continue  # longer than any table (no max_len): not cached
-                w = self.widths[b]
-                sel = np.flatnonzero(buckets == b)
-                rows = np.full((len(sel), w + 1), -1.0, dtype=np.float32)
-                rows[:, 0] = np.minimum(ids.counts[sel], EXACT_FLOAT_IDS - 1)
-                mask = np.arange(w) < lens[sel][:, None]
-                rows[:, 1:][mask] = ids.flat[_ranges(ids.offsets[sel], lens[sel])]
-                self.cache.store(self.fp, f"w{w}", digests[sel], rows)
+            for w, parts in pending.items():
+                self.cache.store(self.fp, f"w{w}", np.concatenate([d for d, _ in parts]),
+                                 np.concatenate([r for _, r in parts]))
         except OSError as exc:  # the token cache is an optimisation: never fail a run
             log.debug("token cache not written: %s", exc)
 
@@ -514,6 +530,8 @@ class TokenPath:
         (and the tokenising ahead stops: the embed stage is done with this role)."""
         if cache is None:
             self.stop_prefetch()
+        if self._token_cache is not None:
+            self._token_cache.flush()
         self.cache = cache
         self._token_cache = None
 
@@ -571,6 +589,8 @@ class TokenPath:
         if self.cache is None:
             return self.tok.tokenize(texts)
         if self._token_cache is None or self._token_cache.cache is not self.cache:
+            if self._token_cache is not None:
+                self._token_cache.flush()
             self._token_cache = TokenCache(self.cache, self.tok)
         return self._token_cache.ids_for(texts)
 
