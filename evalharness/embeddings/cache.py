@@ -522,6 +522,10 @@ class EmbeddingCache:
         self._verified_blocks: set[tuple[str, int]] = set()
         self._verified_segments: set[str] = set()
 
+    # the cache's keys of texts (sha256), for callers that hold a cache but should not
+    # import this module (e.g. the encoders' token cache)
+    text_digests = staticmethod(text_digests)
+
     # -- paths and facts -------------------------------------------------------------
     def _fp_dir(self, fingerprint: str) -> Path:
         return self.root / FORMAT / fingerprint

@@ -350,12 +350,10 @@ class TokenCache:
         self._pending_bytes = 0
 
     def ids_for(self, texts: list[str]) -> TokenIds:
-        from evalharness.embeddings.cache import text_digests
-
         n = len(texts)
         if not n:
             return TokenIds.empty()
-        digests = text_digests(texts)
+        digests = self.cache.text_digests(texts)  # the cache's own keys (sha256 of the text)
         parts = []
         todo = np.arange(n)
         for w in self.widths:
