@@ -306,17 +306,25 @@ def _print_info(rep: dict, out) -> None:
     if not rep["exists"]:
         print("  (empty: no such folder yet)", file=out)
         return
+    token_rows = sum(r["vectors"] for fp in rep["fingerprints"]
+                     if fp["fingerprint"].startswith("tokens-") for r in fp["roles"].values())
     print(f"  {human(rep['bytes'])}: {len(rep['fingerprints'])} fingerprint(s), "
           f"{rep['segments']} index segment(s), {rep['data_files']} data file(s), "
-          f"{rep['vectors']:,} vectors", file=out)
+          f"{rep['vectors'] - token_rows:,} vectors"
+          + (f" (and the token ids of {token_rows:,} texts)" if token_rows else ""), file=out)
+    # token ids of the token path sit beside the vectors: fingerprints "tokens-...", one
+    # row (not a vector) per text, roles w16, w32, ... (docs/cache.md)
+    width = max([34] + [len(fp["fingerprint"]) + 2 for fp in rep["fingerprints"]])
     if rep["fingerprints"]:
-        print(f"  {'fingerprint':<34} {'last used (UTC)':<17} {'vectors':>11} {'size':>9}  roles",
-              file=out)
+        print(f"  {'fingerprint':<{width}} {'last used (UTC)':<17} {'vectors':>11} {'size':>9}  "
+              "roles", file=out)
     for fp in sorted(rep["fingerprints"], key=lambda f: f["last_used"] or "", reverse=True):
         vectors = sum(r["vectors"] for k, r in fp["roles"].items() if k != "tokens")
         roles = ", ".join(f"{k}({'/'.join(map(str, r['dim'])) or '-'})"
                           for k, r in fp["roles"].items())
-        print(f"  {fp['fingerprint']:<34} {fp['last_used'] or '-':<17} {vectors:>11,} "
+        if fp["fingerprint"].startswith("tokens-"):
+            roles = f"token ids of {vectors:,} texts: {roles}"
+        print(f"  {fp['fingerprint']:<{width}} {fp['last_used'] or '-':<17} {vectors:>11,} "
               f"{human(fp['bytes']):>9}  {roles}", file=out)
     print(f"  damaged shards set aside: {rep['damaged']}; garbage from interrupted writes: "
           f"{human(rep['garbage_bytes'])} (`evalharness cache prune` removes both)", file=out)

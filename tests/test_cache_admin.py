@@ -49,6 +49,19 @@ def test_info_counts_fingerprints_vectors_and_the_v1_folder(tmp_path, capsys):
     assert cache_admin.info(tmp_path / "none")["exists"] is False
 
 
+def test_info_tells_token_ids_from_vectors(tmp_path, capsys):
+    _fill(tmp_path, "aaaa1111", 20)
+    fp = "tokens-" + "c" * 32  # the token path's fingerprints (encoders/token_path.py)
+    _fill(tmp_path, fp, 10, dim=17, role="w16")
+    assert main(["cache", "info", "--cache-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "20 vectors (and the token ids of 10 texts)" in out
+    line = next(row for row in out.splitlines() if fp in row)
+    assert "token ids of 10 texts: w16(17)" in line
+    header = next(row for row in out.splitlines() if "last used" in row)
+    assert header.index("last used") == line.index(fp) + len(fp) + 3  # columns line up
+
+
 def test_verify_finds_and_sets_aside_damage(tmp_path, capsys):
     keys = _fill(tmp_path, "fp", 20)
     assert main(["cache", "verify", "--cache-dir", str(tmp_path)]) == 0
