@@ -147,18 +147,25 @@ RESUME = textwrap.dedent("""
 """)
 
 
+def _resume_after_blocks(tmp_path, root, blocks: int) -> subprocess.Popen:
+    """The RESUME script embedding 5,000 texts into ``root``, once it has encoded
+    ``blocks`` blocks (it prints a line per block)."""
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME)
+    proc = subprocess.Popen([sys.executable, str(script), str(root), "5000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    for _ in range(blocks):
+        assert proc.stdout.readline(), proc.stderr.read()
+    return proc
+
+
 def test_kill_9_while_encoding_then_rerun_resumes_with_identical_vectors(tmp_path):
     from evalharness.embeddings.planner import embed
     from evalharness.encoders.pool import build_encoder
     from evalharness.encoders.spec import parse_spec_string
 
-    script = tmp_path / "resume.py"
-    script.write_text(RESUME)
     root = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, str(script), str(root), "5000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    for _ in range(5):  # five blocks encoded
-        assert proc.stdout.readline(), proc.stderr.read()
+    proc = _resume_after_blocks(tmp_path, root, 5)  # five blocks encoded
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     enc = build_encoder(parse_spec_string("r", "random?dim=16&seed=7"))
@@ -240,13 +247,8 @@ def test_damaged_shard_under_a_real_run_is_reencoded_with_identical_numbers(tmp_
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_sigint_while_encoding_keeps_the_cache_consistent(tmp_path):
-    script = tmp_path / "resume.py"
-    script.write_text(RESUME)
     root = tmp_path / "cache"
-    proc = subprocess.Popen([sys.executable, str(script), str(root), "5000"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-    for _ in range(3):
-        assert proc.stdout.readline(), proc.stderr.read()
+    proc = _resume_after_blocks(tmp_path, root, 3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
