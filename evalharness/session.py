@@ -20,7 +20,7 @@ import time
 
 from evalharness.checks.latency import make_timer
 from evalharness.embeddings.cache import EmbeddingCache
-from evalharness.embeddings.engines import Engine
+from evalharness.embeddings.engines import Engine, encodes_remotely
 from evalharness.embeddings.facts import EncoderFacts, LazyLoad
 from evalharness.embeddings.planner import EmbedStats, Vectors, embed
 from evalharness.encoders.pool import EncoderPool
@@ -74,8 +74,7 @@ class EncoderSession:
         enc.prepare(all_texts)
         src = embedding_source(enc)
         # an engine that encodes on remote workers needs no model on the driver
-        remote = getattr(self.engine, "encodes_remotely", None)
-        before = None if remote is not None and remote(src) else self.loader
+        before = None if encodes_remotely(self.engine, src) else self.loader
         vectors, stats = embed(src, wanted, self.cache, before_encode=before,
                                engine=self.engine)
         transform = output_transform(enc)

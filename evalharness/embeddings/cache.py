@@ -358,6 +358,12 @@ def read_npy_header(fh, rows: int, dim: int) -> int:
     return fh.tell()
 
 
+def check_block(rec: dict, b: int, view) -> None:
+    """Raise Damaged unless block ``b`` of data file ``rec`` holds ``view``'s bytes."""
+    if b >= len(rec["blocks"]) or block_digest(view, rec.get("hash")) != rec["blocks"][b]:
+        raise Damaged(f"block {b} checksum mismatch")
+
+
 def check_data_file(path: Path, rec: dict) -> str | None:
     """Read a whole data file and check every block: None if sound, else what is wrong
     (FileNotFoundError propagates)."""
@@ -373,11 +379,9 @@ def check_data_file(path: Path, rec: dict) -> str | None:
             if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
                 return "truncated"
             try:
-                digest = block_digest(view, rec.get("hash"))
+                check_block(rec, b, view)
             except Damaged as exc:
                 return str(exc)
-            if b >= len(rec["blocks"]) or digest != rec["blocks"][b]:
-                return f"block {b} checksum mismatch"
     return None
 
 
@@ -660,9 +664,10 @@ class EmbeddingCache:
                     if fh.readinto(memoryview(view).cast("B")) != view.nbytes:
                         raise Damaged(f"{path.name}: truncated")
                     if self.verify and (rec["id"], b) not in self._verified_blocks:
-                        algo = rec.get("hash")
-                        if b >= len(rec["blocks"]) or block_digest(view, algo) != rec["blocks"][b]:
-                            raise Damaged(f"{path.name}: block {b} checksum mismatch")
+                        try:
+                            check_block(rec, b, view)
+                        except Damaged as exc:
+                            raise Damaged(f"{path.name}: {exc}") from None
                         self._verified_blocks.add((rec["id"], b))
                     out[dst[part]] = view[src[part] - r0]
             return True

@@ -56,6 +56,13 @@ class LocalEngine:
         return {"engine": self.name, "workers": 1}
 
 
+def encodes_remotely(engine, encoder) -> bool:
+    """True when ``engine`` encodes ``encoder``'s misses on other workers (then the driver
+    needs no model, and no token cache, for them)."""
+    remote = getattr(engine, "encodes_remotely", None)
+    return remote is not None and bool(remote(encoder))
+
+
 def block_size_for(encoder) -> int:
     """Texts per block handed to the engine (the planner writes blocks to the cache in
     groups of about planner.FLUSH_BYTES)."""

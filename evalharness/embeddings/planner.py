@@ -24,7 +24,8 @@ from typing import Iterable
 import numpy as np
 
 from evalharness.embeddings.cache import EmbeddingCache, text_digests
-from evalharness.embeddings.engines import Engine, LocalEngine, block_size_for
+from evalharness.embeddings.engines import (Engine, LocalEngine, block_size_for,
+                                            encodes_remotely)
 from evalharness.encoders.base import check_output
 from evalharness.encoders.token_path import token_cache_scope
 from evalharness.memory import populated_matrix
@@ -257,7 +258,9 @@ def embed(encoder, wanted: dict[str, list[str]], cache: EmbeddingCache | None,
         if len(miss_idx):
             if before_encode is not None:
                 before_encode()
-            tokens = token_cache_scope(encoder, cache, engine)  # token ids beside the vectors
+            # token ids beside the vectors (not for an engine's remote workers)
+            tokens = token_cache_scope(
+                encoder, None if encodes_remotely(engine, encoder) else cache)
             texts = list(index)
             # longest first: batches of similar length waste little padding
             lengths = np.fromiter((len(texts[i]) for i in miss_idx), dtype=np.int64,

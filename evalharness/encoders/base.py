@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from contextlib import contextmanager
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -195,8 +197,25 @@ def check_output(name: str, out, n_expected: int, dim: int | None, *, offset: in
     return arr
 
 
+# a text longer than CHARS_PER_TOKEN * (max_len + 2) characters is first tokenised on
+# that prefix (count_tokens, and the token path's TextTokenizer)
+CHARS_PER_TOKEN = 32
+
+
+@contextmanager
+def quiet_tokenizer_warnings():
+    """transformers' "sequence length is longer than ..." is what is measured here."""
+    log = logging.getLogger("transformers.tokenization_utils_base")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def count_tokens(tokenizer, texts: list[str], max_len: int | None,
-                 chars_per_token: int = 32) -> "np.ndarray":
+                 chars_per_token: int = CHARS_PER_TOKEN) -> "np.ndarray":
     """Token counts (with special tokens), exact wherever they decide truncation.
 
     A text longer than ``chars_per_token * (max_len + 2)`` characters is first counted on
@@ -204,12 +223,7 @@ def count_tokens(tokenizer, texts: list[str], max_len: int | None,
     prefix count (a lower bound) is returned; only otherwise is the whole text tokenized.
     This avoids tokenizing megabytes of text that the model never sees.
     """
-    import logging
-
-    log = logging.getLogger("transformers.tokenization_utils_base")
-    level = log.level
-    log.setLevel(logging.ERROR)  # "sequence length is longer than ..." is what we measure
-    try:
+    with quiet_tokenizer_warnings():
         limit = None if max_len is None else chars_per_token * (max_len + 2)
         clipped = [t if limit is None or len(t) <= limit else t[:limit] for t in texts]
         only_ids = {"return_attention_mask": False, "return_token_type_ids": False}
@@ -222,5 +236,3 @@ def count_tokens(tokenizer, texts: list[str], max_len: int | None,
                                  truncation=False, **only_ids)["input_ids"]
                 out[redo] = [len(x) for x in full]
         return out
-    finally:
-        log.setLevel(level)

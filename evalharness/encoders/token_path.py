@@ -60,7 +60,8 @@ from typing import Callable
 
 import numpy as np
 
-from evalharness.encoders.base import fingerprint_of
+from evalharness.encoders.base import (CHARS_PER_TOKEN, fingerprint_of,
+                                       quiet_tokenizer_warnings)
 from evalharness.encoders.batching import token_batches
 from evalharness.memory import trimmed
 
@@ -68,7 +69,6 @@ log = logging.getLogger(__name__)
 
 TOKEN_FORMAT = 1            # bump when the stored rows change meaning
 CHUNK = 4096                # texts per tokenizer call
-CHARS_PER_TOKEN = 32        # count_tokens' prefix rule
 MIN_WIDTH = 16              # the narrowest width bucket of the token cache
 MAX_CACHED_WIDTH = 1 << 16  # texts with more tokens are not cached (no max_len)
 HOST_FLUSH_BYTES = 64 << 20  # vectors gathered on the device before one copy to the host
@@ -144,22 +144,6 @@ class TokenIds:
         return TokenIds(flat, offsets, counts)
 
 
-def _quiet_tokenizer_warnings():
-    """transformers' "sequence length is longer than ..." is what is measured here."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def ctx():
-        logger = logging.getLogger("transformers.tokenization_utils_base")
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            logger.setLevel(level)
-    return ctx()
-
-
 class TextTokenizer:
     """A fast Hugging Face tokenizer driven as the token path needs it (see the module
     docstring); raises ``Unsupported`` for a tokenizer it cannot reproduce exactly."""
@@ -194,7 +178,7 @@ class TextTokenizer:
         self._fingerprint: str | None = None
 
     def _call(self, texts: list[str], *, special: bool, offsets: bool = False) -> dict:
-        with _quiet_tokenizer_warnings():
+        with quiet_tokenizer_warnings():
             return self.tokenizer(list(texts), add_special_tokens=special, truncation=False,
                                   return_attention_mask=False, return_token_type_ids=False,
                                   return_offsets_mapping=offsets)
@@ -733,15 +717,14 @@ class UsesTokenPath:
             self._tokens.prefetch(self.with_prefix(texts, role), device=self.torch_device)
 
 
-def token_cache_scope(encoder, cache, engine=None):
+def token_cache_scope(encoder, cache):
     """The embed stage's hook: token ids of ``encoder`` go to ``cache`` while it encodes a
     role's misses (``close()`` afterwards: a later direct ``encode``, e.g. the latency
-    check's, tokenises again). Nothing for an encoder without ``use_token_cache``, without
-    a cache, or whose misses an engine encodes remotely (the Ray engine's workers
-    tokenise on their own)."""
-    remote = getattr(engine, "encodes_remotely", None)
+    check's, tokenises again). Nothing for an encoder without ``use_token_cache`` or
+    without a cache (the embed stage passes none when an engine encodes remotely: the
+    Ray engine's workers tokenise on their own)."""
     hook = None
-    if cache is not None and not (remote is not None and remote(encoder)):
+    if cache is not None:
         hook = getattr(encoder, "use_token_cache", None)
         if hook is not None:
             hook(cache)
