@@ -353,8 +353,8 @@ class TokenCache:
             fresh = self.tok.tokenize([texts[i] for i in todo])
             parts.append((todo, fresh))
             self._store(digests[todo], fresh)
-        return parts[0][1] if len(parts) == 1 and len(parts[0][0]) == n and \
-            np.array_equal(parts[0][0], np.arange(n)) else TokenIds.assemble(n, parts)
+        # one part holds every text in order (all hits of one table, or all tokenised)
+        return parts[0][1] if len(parts) == 1 else TokenIds.assemble(n, parts)
 
     def _read(self, width: int, digests: np.ndarray):
         found = self.cache.find(self.fp, f"w{width}", digests)
